@@ -1,0 +1,84 @@
+"""Users, credentials, sessions, workspaces and the audit trail."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field
+
+from models.base import TimestampedModel
+
+
+class Role(enum.StrEnum):
+    owner = "owner"
+    admin = "admin"
+    member = "member"
+    viewer = "viewer"
+
+
+class User(TimestampedModel, table=True):
+    __tablename__ = "users"
+
+    email: str = Field(sa_column=sa.Column(sa.String(320), unique=True, nullable=False))
+    name: str | None = Field(default=None, max_length=255)
+    is_admin: bool = Field(default=False, nullable=False)
+    is_active: bool = Field(default=True, nullable=False)
+
+
+class ApiKey(TimestampedModel, table=True):
+    """A bearer credential. Only a SHA-256 digest is stored; `prefix` is shown to users to tell keys apart."""
+
+    __tablename__ = "api_keys"
+
+    user_id: uuid.UUID = Field(foreign_key="users.id", index=True, nullable=False, ondelete="CASCADE")
+    name: str = Field(default="default", max_length=100)
+    prefix: str = Field(sa_column=sa.Column(sa.String(32), unique=True, nullable=False))
+    key_hash: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
+    last_used_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    revoked_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+
+
+class Session(TimestampedModel, table=True):
+    """Browser sessions (cookie auth arrives with OAuth login); the token is stored hashed like API keys."""
+
+    __tablename__ = "sessions"
+
+    user_id: uuid.UUID = Field(foreign_key="users.id", index=True, nullable=False, ondelete="CASCADE")
+    token_hash: str = Field(sa_column=sa.Column(sa.String(64), unique=True, nullable=False))
+    expires_at: datetime = Field(sa_type=sa.DateTime(timezone=True), nullable=False)
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=sa.Column(JSONB, nullable=False))
+
+
+class Workspace(TimestampedModel, table=True):
+    __tablename__ = "workspaces"
+
+    name: str = Field(max_length=200)
+    slug: str = Field(sa_column=sa.Column(sa.String(100), unique=True, nullable=False))
+    owner_id: uuid.UUID = Field(foreign_key="users.id", index=True, nullable=False, ondelete="CASCADE")
+
+
+class WorkspaceMember(TimestampedModel, table=True):
+    __tablename__ = "workspace_members"
+    __table_args__ = (sa.UniqueConstraint("workspace_id", "user_id"),)
+
+    workspace_id: uuid.UUID = Field(foreign_key="workspaces.id", index=True, ondelete="CASCADE")
+    user_id: uuid.UUID = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
+    role: Role = Field(sa_column=sa.Column(sa.String(16), nullable=False))
+
+
+class AuditLog(TimestampedModel, table=True):
+    """Who did what. Holds ids and action names only, never secrets or content."""
+
+    __tablename__ = "audit_log"
+
+    user_id: uuid.UUID | None = Field(default=None, foreign_key="users.id", index=True, ondelete="SET NULL")
+    workspace_id: uuid.UUID | None = Field(default=None, foreign_key="workspaces.id", index=True, ondelete="SET NULL")
+    action: str = Field(max_length=100, index=True)
+    target_type: str | None = Field(default=None, max_length=50)
+    target_id: str | None = Field(default=None, max_length=100)
+    details: dict[str, Any] = Field(default_factory=dict, sa_column=sa.Column(JSONB, nullable=False))

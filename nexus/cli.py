@@ -1,0 +1,174 @@
+"""The `nexus` command line: run the stack and its parts, manage users and keys, check the machine."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from nexus.settings import get_settings
+from workflows.shared import Queue
+
+app = typer.Typer(help="Nexus: self-hosted AI-workspace backend.", no_args_is_help=True)
+users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
+apikey_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+app.add_typer(apikey_app, name="apikey")
+console = Console()
+T = TypeVar("T")
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run, plus a settle step: short-lived Temporal clients can crash the interpreter at exit
+    (temporalio/sdk-python#300) unless the loop gets a moment after they are dropped."""
+
+    async def wrapper() -> T:
+        try:
+            return await coro
+        finally:
+            gc.collect()
+            await asyncio.sleep(0.1)
+
+    return asyncio.run(wrapper())
+
+
+def _logging() -> None:
+    logging.basicConfig(
+        level=get_settings().log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+@app.command()
+def up() -> None:
+    """Run the whole stack in the foreground (Temporal, Postgres, three workers, API). Ctrl-C stops it."""
+    from nexus.stack import run_stack
+
+    raise typer.Exit(run_stack(get_settings()))
+
+
+@app.command()
+def api() -> None:
+    """Run the HTTP API (uvicorn)."""
+    import uvicorn
+
+    from api.app import create_app
+
+    _logging()
+    settings = get_settings()
+    uvicorn.run(
+        create_app(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=3,
+    )
+
+
+@app.command()
+def worker(
+    queue: Annotated[list[Queue] | None, typer.Option("--queue", "-q", help="Task queue(s) to serve.")] = None,
+) -> None:
+    """Run a worker for one or more task queues (default: all three)."""
+    from nexus.runtime import Runtime
+    from workers.main import run_workers
+
+    _logging()
+    queues = queue or list(Queue)
+    try:
+        run_async(run_workers(Runtime.build(get_settings()), queues))
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations (and register search attributes on an external Temporal)."""
+    from nexus.db import resolve_database_url
+    from nexus.migrate import upgrade
+
+    settings = get_settings()
+    upgrade(resolve_database_url(settings))
+    console.print("[green]database is at the latest revision")
+    if not settings.embedded_temporal:
+        from nexus.stack import _register_search_attributes
+
+        run_async(_register_search_attributes(settings))
+        console.print("[green]search attributes registered")
+
+
+@app.command()
+def doctor() -> None:
+    """Check every component Nexus needs; exits non-zero when something is missing."""
+    from nexus.doctor import run_doctor
+
+    checks = run_async(run_doctor(get_settings()))
+    table = Table("component", "ok", "detail", title="nexus doctor")
+    for check in checks:
+        table.add_row(check.name, "[green]ok" if check.ok else "[red]MISSING", check.detail)
+    console.print(table)
+    if not all(c.ok for c in checks):
+        raise typer.Exit(1)
+
+
+@users_app.command("create")
+def users_create(
+    email: Annotated[str, typer.Option(help="The user's email (their login).")],
+    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    admin: Annotated[bool, typer.Option("--admin", help="Grant admin rights.")] = False,
+) -> None:
+    """Create a user (with a personal workspace)."""
+    from nexus.identity import IdentityError, create_user
+
+    async def go() -> str:
+        async with _session() as session:
+            return str((await create_user(session, email, name=name, is_admin=admin)).id)
+
+    try:
+        console.print(f"created user {email} ({run_async(go())})")
+    except IdentityError as exc:
+        console.print(f"[red]{exc}")
+        raise typer.Exit(1) from exc
+
+
+@apikey_app.command("create")
+def apikey_create(
+    email: Annotated[str, typer.Option(help="Whose key.")],
+    name: Annotated[str, typer.Option(help="A label to tell keys apart.")] = "cli",
+) -> None:
+    """Issue an API key. It is printed once and cannot be shown again."""
+    from nexus.identity import get_user_by_email, issue_api_key
+
+    async def go() -> str | None:
+        async with _session() as session:
+            user = await get_user_by_email(session, email)
+            return None if user is None else (await issue_api_key(session, user, name=name)).token
+
+    token = run_async(go())
+    if token is None:
+        console.print(f"[red]no user with email {email}: create it with `nexus users create --email {email}`")
+        raise typer.Exit(1)
+    print(token)
+
+
+@asynccontextmanager
+async def _session() -> AsyncIterator[AsyncSession]:
+    from nexus.db import get_engine, session_scope
+
+    engine = get_engine()
+    try:
+        async with session_scope(engine) as session:
+            yield session
+    finally:
+        await engine.dispose()
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,57 @@
+"""Database engine and sessions (async SQLAlchemy over asyncpg)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import lru_cache
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from nexus.settings import Settings, get_settings
+
+
+def resolve_database_url(settings: Settings) -> str:
+    """The configured URL, or the embedded server's (started on demand) when none is configured."""
+    if settings.database_url:
+        url = settings.database_url
+        if url.startswith("postgresql://") or url.startswith("postgres://"):
+            url = "postgresql+asyncpg://" + url.split("://", 1)[1]
+        return url
+    from nexus.embedded import EmbeddedPostgres
+
+    return EmbeddedPostgres(settings.pg_dir).start()
+
+
+def sync_url(async_url: str) -> str:
+    """The same database for libraries that want a libpq URL (Mem0's pgvector store, psycopg)."""
+    return async_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def make_engine(url: str, *, pool_size: int = 5) -> AsyncEngine:
+    return create_async_engine(url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
+
+
+@lru_cache
+def _engine_for(url: str) -> AsyncEngine:
+    return make_engine(url)
+
+
+def get_engine(settings: Settings | None = None) -> AsyncEngine:
+    return _engine_for(resolve_database_url(settings or get_settings()))
+
+
+def session_maker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@asynccontextmanager
+async def session_scope(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """A unit of work: commits on success, rolls back on error, so no half-written rows remain."""
+    async with session_maker(engine)() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise

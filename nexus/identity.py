@@ -1,0 +1,114 @@
+"""Users and API keys: creation, authentication, revocation, and the first-run bootstrap."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models import ApiKey, AuditLog, Role, User, Workspace, WorkspaceMember
+from models.base import utcnow
+
+KEY_PREFIX = "nx_"
+_PREFIX_LEN = 8  # random chars after "nx_" that stay visible
+
+
+class IdentityError(ValueError):
+    """A request that cannot be honoured as given (duplicate email, unknown user...)."""
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    """An API key as issued: `token` is shown once and never stored."""
+
+    id: uuid.UUID
+    prefix: str
+    token: str
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def normalize_email(email: str) -> str:
+    email = email.strip().lower()
+    if "@" not in email or email.startswith("@") or email.endswith("@"):
+        raise IdentityError(f"not an email address: {email!r}")
+    return email
+
+
+async def get_user_by_email(session: AsyncSession, email: str) -> User | None:
+    return (await session.execute(select(User).where(User.email == normalize_email(email)))).scalar_one_or_none()
+
+
+async def create_user(session: AsyncSession, email: str, *, name: str | None = None, is_admin: bool = False) -> User:
+    """Create a user with a personal workspace they own (every row needs a home)."""
+    email = normalize_email(email)
+    if await get_user_by_email(session, email):
+        raise IdentityError(f"a user with email {email} already exists")
+    user = User(email=email, name=name, is_admin=is_admin)
+    session.add(user)
+    await session.flush()
+    workspace = Workspace(name=f"{name or email}'s workspace", slug=f"u-{user.id.hex[:12]}", owner_id=user.id)
+    session.add(workspace)
+    await session.flush()
+    session.add(WorkspaceMember(workspace_id=workspace.id, user_id=user.id, role=Role.owner))
+    session.add(AuditLog(user_id=user.id, action="user.create", target_type="user", target_id=str(user.id)))
+    await session.flush()
+    return user
+
+
+async def issue_api_key(session: AsyncSession, user: User, *, name: str = "default") -> IssuedKey:
+    visible = KEY_PREFIX + secrets.token_hex(_PREFIX_LEN // 2)
+    token = f"{visible}_{secrets.token_urlsafe(32)}"
+    key = ApiKey(user_id=user.id, name=name, prefix=visible, key_hash=_digest(token))
+    session.add(key)
+    session.add(AuditLog(user_id=user.id, action="apikey.create", target_type="api_key", target_id=visible))
+    await session.flush()
+    return IssuedKey(id=key.id, prefix=visible, token=token)
+
+
+async def authenticate_api_key(session: AsyncSession, token: str) -> User | None:
+    """The active user owning this key, or None. Constant-time comparison of the digest."""
+    if not token.startswith(KEY_PREFIX) or token.count("_") < 2:
+        return None
+    prefix = token[: len(KEY_PREFIX) + _PREFIX_LEN]
+    row = (
+        await session.execute(
+            select(ApiKey, User)
+            .join(User, User.id == ApiKey.user_id)
+            .where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None), User.is_active.is_(True))
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    key, user = row
+    if not hmac.compare_digest(key.key_hash, _digest(token)):
+        return None
+    key.last_used_at = utcnow()
+    return user
+
+
+async def revoke_api_key(session: AsyncSession, user: User, key_id: uuid.UUID) -> bool:
+    key = (
+        await session.execute(select(ApiKey).where(ApiKey.id == key_id, ApiKey.user_id == user.id))
+    ).scalar_one_or_none()
+    if key is None:
+        return False
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        session.add(AuditLog(user_id=user.id, action="apikey.revoke", target_type="api_key", target_id=key.prefix))
+    return True
+
+
+async def personal_workspace(session: AsyncSession, user: User) -> Workspace:
+    return (
+        await session.execute(
+            select(Workspace).where(Workspace.owner_id == user.id).order_by(Workspace.created_at).limit(1)
+        )
+    ).scalar_one()

