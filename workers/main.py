@@ -21,14 +21,21 @@ log = logging.getLogger("nexus.worker")
 
 def workflows_for(queue: Queue) -> list[type]:
     """Workflows are orchestration only and cheap: they all run on the cpu queue."""
-    if queue is not Queue.cpu:
-        return []
-    return []
+    from workflows.media import MediaPipelineWorkflow
+
+    return [MediaPipelineWorkflow] if queue is Queue.cpu else []
 
 
 def activities_for(queue: Queue, runtime: Runtime) -> list[Callable[..., Any]]:
-    acts: list[Callable[..., Any]] = [worker_info]
-    return acts
+    from activities.media import MediaActivities
+
+    media = MediaActivities(runtime)
+    by_queue: dict[Queue, list[Callable[..., Any]]] = {
+        Queue.cpu: [media.set_stage, media.fetch_media, media.fingerprint_media, media.embed_media],
+        Queue.gpu: [media.transcribe_media],
+        Queue.llm: [media.enrich_media],
+    }
+    return [worker_info, *by_queue[queue]]
 
 
 def build_worker(client: Client, runtime: Runtime, queue: Queue, **overrides: Any) -> Worker:

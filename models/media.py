@@ -1,0 +1,142 @@
+"""Media items, their processing jobs (with an ordered event log), transcripts and searchable chunks."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+
+import sqlalchemy as sa
+from pgvector.sqlalchemy import Vector
+from sqlalchemy.dialects.postgresql import ARRAY, TSVECTOR
+from sqlmodel import Field
+
+from models.base import OwnedModel, TimestampedModel, utcnow
+
+EMBEDDING_DIMS = 384
+
+
+class MediaStatus(enum.StrEnum):
+    pending = "pending"
+    extracting = "extracting"
+    fingerprinting = "fingerprinting"
+    transcribing = "transcribing"
+    enriching = "enriching"
+    embedding = "embedding"
+    completed = "completed"
+    duplicate = "duplicate"
+    failed = "failed"
+    cancelled = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = {MediaStatus.completed, MediaStatus.duplicate, MediaStatus.failed, MediaStatus.cancelled}
+
+
+class SourceType(enum.StrEnum):
+    url = "url"
+    file = "file"
+    mic = "mic"
+
+
+class MediaItem(OwnedModel, table=True):
+    __tablename__ = "media_items"
+
+    title: str | None = Field(default=None, max_length=500)
+    source_type: SourceType = Field(sa_column=sa.Column(sa.String(16), nullable=False, index=True))
+    source_url: str | None = Field(default=None, sa_type=sa.Text)
+    original_filename: str | None = Field(default=None, max_length=500)
+    status: MediaStatus = Field(
+        default=MediaStatus.pending, sa_column=sa.Column(sa.String(20), nullable=False, index=True)
+    )
+    duration_s: float | None = None
+    size_bytes: int | None = Field(default=None, sa_type=sa.BigInteger)
+    mime_type: str | None = Field(default=None, max_length=100)
+    original_key: str | None = Field(default=None, max_length=500)
+    audio_key: str | None = Field(default=None, max_length=500)
+    fingerprint: str | None = Field(default=None, sa_type=sa.Text)
+    duplicate_of: uuid.UUID | None = Field(default=None, foreign_key="media_items.id", ondelete="SET NULL")
+    duplicate_ber: float | None = None
+    language: str | None = Field(default=None, max_length=16)
+    summary: str | None = Field(default=None, sa_type=sa.Text)
+    tags: list[str] = Field(default_factory=list, sa_column=sa.Column(ARRAY(sa.String(40)), nullable=False))
+    enrichment_provider: str | None = Field(default=None, max_length=50)
+    enrichment_model: str | None = Field(default=None, max_length=100)
+    error: str | None = Field(default=None, sa_type=sa.Text)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False)
+
+
+class MediaJob(OwnedModel, table=True):
+    """One processing job per media item; `attempts` counts runs (1 + user retries)."""
+
+    __tablename__ = "media_jobs"
+
+    media_id: uuid.UUID = Field(foreign_key="media_items.id", index=True, ondelete="CASCADE")
+    workflow_id: str = Field(max_length=200)
+    stage: MediaStatus = Field(default=MediaStatus.pending, sa_column=sa.Column(sa.String(20), nullable=False))
+    progress: int = 0
+    attempts: int = 1
+    error: str | None = Field(default=None, sa_type=sa.Text)
+    started_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False)
+    finished_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False)
+
+
+class JobEvent(TimestampedModel, table=True):
+    """Append-only progress log; `seq` orders events so WebSocket/SSE clients can resume from a cursor."""
+
+    __tablename__ = "job_events"
+
+    seq: int = Field(sa_column=sa.Column(sa.BigInteger, sa.Identity(), unique=True, nullable=False))
+    job_id: uuid.UUID = Field(foreign_key="media_jobs.id", index=True, ondelete="CASCADE")
+    stage: str = Field(max_length=20)
+    progress: int = 0
+    terminal: bool = False
+    message: str | None = Field(default=None, sa_type=sa.Text)
+
+
+class TranscriptSegment(TimestampedModel, table=True):
+    __tablename__ = "transcript_segments"
+    __table_args__ = (sa.UniqueConstraint("media_id", "idx"),)
+
+    media_id: uuid.UUID = Field(foreign_key="media_items.id", index=True, ondelete="CASCADE")
+    owner_id: uuid.UUID = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
+    idx: int
+    start_s: float
+    end_s: float
+    speaker: str | None = Field(default=None, max_length=100)
+    text: str = Field(sa_type=sa.Text)
+
+
+class MediaChunk(TimestampedModel, table=True):
+    """A passage of transcript with its embedding and full-text vector, for hybrid search and citations."""
+
+    __tablename__ = "media_chunks"
+    __table_args__ = (
+        sa.UniqueConstraint("media_id", "idx"),
+        sa.Index(
+            "ix_media_chunks_embedding_hnsw",
+            "embedding",
+            postgresql_using="hnsw",
+            postgresql_with={"m": 16, "ef_construction": 64},
+            postgresql_ops={"embedding": "vector_cosine_ops"},
+        ),
+        sa.Index("ix_media_chunks_tsv", "tsv", postgresql_using="gin"),
+    )
+
+    media_id: uuid.UUID = Field(foreign_key="media_items.id", index=True, ondelete="CASCADE")
+    owner_id: uuid.UUID = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
+    idx: int
+    start_s: float
+    end_s: float
+    text: str = Field(sa_type=sa.Text)
+    embedding: list[float] = Field(sa_column=sa.Column(Vector(EMBEDDING_DIMS), nullable=False))
+    embedding_model: str = Field(max_length=100)
+    dims: int
+    tsv: str | None = Field(
+        default=None,
+        sa_column=sa.Column(TSVECTOR, sa.Computed("to_tsvector('english', text)", persisted=True)),
+    )

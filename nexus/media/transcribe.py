@@ -1,0 +1,61 @@
+"""Speech to text with faster-whisper. The model is loaded once per worker process."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from activities.system import detect_device
+from nexus.providers.models import whisper_model_path
+from nexus.settings import Settings
+
+
+@dataclass(frozen=True)
+class Segment:
+    start: float
+    end: float
+    text: str
+    speaker: str | None = None  # filled by a diarizer when one is configured
+
+
+@dataclass(frozen=True)
+class Transcript:
+    language: str
+    duration_s: float
+    segments: list[Segment]
+
+
+_load_lock = threading.Lock()
+
+
+@lru_cache(maxsize=2)
+def _model(path: str, device: str):
+    from faster_whisper import WhisperModel
+
+    compute_type = "float16" if device == "cuda" else "int8"
+    return WhisperModel(path, device=device, compute_type=compute_type)
+
+
+def load_model(settings: Settings):
+    device = detect_device() if settings.whisper_device == "auto" else settings.whisper_device
+    with _load_lock:
+        return _model(str(whisper_model_path(settings)), device)
+
+
+def transcribe(
+    settings: Settings, audio: Path, on_progress: Callable[[float, float], None] | None = None
+) -> Transcript:
+    """Blocking. `on_progress(seconds_done, total_seconds)` is called after each segment."""
+    model = load_model(settings)
+    segments_iter, info = model.transcribe(str(audio), vad_filter=True, beam_size=1)
+    segments: list[Segment] = []
+    for seg in segments_iter:
+        text = seg.text.strip()
+        if text:
+            segments.append(Segment(start=round(seg.start, 2), end=round(seg.end, 2), text=text))
+        if on_progress:
+            on_progress(min(seg.end, info.duration), info.duration)
+    return Transcript(language=info.language, duration_s=info.duration, segments=segments)

