@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from api.routes import account, health
+from api.routes import account, health, jobs, media
 from nexus.runtime import Runtime
 from nexus.settings import Settings, get_settings
 
@@ -41,4 +41,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     )
     app.include_router(health.router)
     app.include_router(account.router)
+    app.include_router(media.router)
+    app.include_router(jobs.router)
+    app.include_router(jobs.ws_router)
     return app

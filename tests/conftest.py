@@ -123,3 +123,32 @@ async def make_account(runtime: Runtime) -> MakeAccount:
 @pytest.fixture
 async def temporal_client(runtime: Runtime) -> Client:
     return await connect(runtime.settings)
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from tests.media_fixtures import make_clips
+
+    return make_clips(tmp_path_factory.mktemp("clips"))
+
+
+@pytest.fixture(scope="session")
+def media_server(clips: dict[str, Path]) -> Iterator[object]:
+    from tests.media_fixtures import MediaServer
+
+    with MediaServer(next(iter(clips.values())).parent) as server:
+        yield server
+
+
+async def follow_job(api: httpx.AsyncClient, headers: dict[str, str], job_id: str, timeout: float = 180) -> list[dict]:
+    """Read the job's SSE stream to its terminal event; returns the events in arrival order."""
+    import json
+
+    events: list[dict] = []
+    async with asyncio.timeout(timeout):
+        async with api.stream("GET", f"/api/jobs/{job_id}/events", headers=headers, timeout=None) as resp:
+            assert resp.status_code == 200, await resp.aread()
+            async for line in resp.aiter_lines():
+                if line.startswith("data:"):
+                    events.append(json.loads(line[5:]))
+    return events

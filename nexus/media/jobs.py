@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from sqlalchemy import update
@@ -62,3 +63,35 @@ async def record(
         session.add(
             JobEvent(job_id=job_id, stage=stage, progress=progress, terminal=terminal, message=error or message)
         )
+
+
+async def stream_events(engine: AsyncEngine, job_id: uuid.UUID, poll_s: float = 0.25):
+    """Yield the current run's events in order, then new ones as they are written, until a terminal one.
+
+    Polls Postgres: it works wherever the API and workers run, and a reconnecting client simply starts over.
+    A run starts at its latest `pending` event (job creation or a retry), so a retried job streams the new run.
+    """
+    from sqlalchemy import func, select
+
+    async with session_scope(engine) as session:
+        start = (
+            await session.execute(
+                select(func.max(JobEvent.seq)).where(JobEvent.job_id == job_id, JobEvent.stage == MediaStatus.pending)
+            )
+        ).scalar_one()
+    cursor = (start or 0) - 1
+    while True:
+        async with session_scope(engine) as session:
+            if await session.get(MediaJob, job_id) is None:
+                return
+            events = (
+                await session.execute(
+                    select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.seq > cursor).order_by(JobEvent.seq)
+                )
+            ).scalars()
+            for event in events:
+                cursor = event.seq
+                yield event
+                if event.terminal:
+                    return
+        await asyncio.sleep(poll_s)

@@ -1,0 +1,229 @@
+"""Media: submit by URL or upload, list, read (with transcript), delete. Everything scoped to the caller."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile, status
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+
+from api.deps import CurrentUser, RuntimeDep, SessionDep, TemporalDep
+from models import MediaItem, MediaStatus, SourceType, TranscriptSegment
+from nexus.identity import personal_workspace
+from nexus.media import BadInput
+from nexus.media.fetch import check_url, validate_media
+from nexus.media.jobs import media_prefix
+from nexus.media.service import create_job, delete_media, get_owned_media, latest_job, start_pipeline
+from nexus.scoping import owned_by
+
+router = APIRouter(prefix="/api/media", tags=["media"])
+UPLOAD_CHUNK = 1024 * 1024
+
+
+class ProcessRequest(BaseModel):
+    source: Literal["url"] = "url"
+    url: str = Field(min_length=1, max_length=4096)
+    title: str | None = Field(default=None, max_length=500)
+
+
+class Submitted(BaseModel):
+    media_id: uuid.UUID
+    job_id: uuid.UUID
+    workflow_id: str
+
+
+class MediaSummary(BaseModel):
+    id: uuid.UUID
+    title: str | None
+    source_type: SourceType
+    source_url: str | None
+    status: MediaStatus
+    duration_s: float | None
+    duplicate_of: uuid.UUID | None
+    summary: str | None
+    tags: list[str]
+    created_at: datetime
+    error: str | None
+
+
+class SegmentOut(BaseModel):
+    start: float
+    end: float
+    speaker: str | None
+    text: str
+
+
+class MediaDetail(MediaSummary):
+    language: str | None
+    original_filename: str | None
+    size_bytes: int | None
+    enrichment_provider: str | None
+    enrichment_model: str | None
+    job_id: uuid.UUID | None
+    segments: list[SegmentOut]
+
+
+class MediaPage(BaseModel):
+    items: list[MediaSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+def _summary(m: MediaItem) -> MediaSummary:
+    return MediaSummary.model_validate(m, from_attributes=True)
+
+
+async def _submit(
+    session: SessionDep, client: TemporalDep, runtime: RuntimeDep, media: MediaItem
+) -> tuple[MediaItem, Submitted]:
+    session.add(media)
+    await session.flush()
+    job = await create_job(session, media)
+    # Commit before starting so the workflow's first activity finds the rows; undo if Temporal refuses.
+    await session.commit()
+    try:
+        await start_pipeline(client, runtime, media, job)
+    except Exception as exc:
+        await session.delete(media)
+        await session.commit()
+        if media.original_key:
+            await asyncio.to_thread(runtime.store.delete_prefix, media_prefix(media.owner_id, media.id))
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"could not start processing: {exc}") from exc
+    return media, Submitted(media_id=media.id, job_id=job.id, workflow_id=job.workflow_id)
+
+
+@router.post("/process", status_code=status.HTTP_202_ACCEPTED)
+async def process_url(
+    body: ProcessRequest, user: CurrentUser, session: SessionDep, client: TemporalDep, runtime: RuntimeDep
+) -> Submitted:
+    url = body.url.strip()
+    try:
+        await asyncio.to_thread(check_url, url, allow_private=runtime.settings.allow_private_urls)
+    except BadInput as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
+    workspace = await personal_workspace(session, user)
+    media = MediaItem(
+        owner_id=user.id, workspace_id=workspace.id, source_type=SourceType.url, source_url=url, title=body.title
+    )
+    _, submitted = await _submit(session, client, runtime, media)
+    return submitted
+
+
+@router.post("/upload", status_code=status.HTTP_202_ACCEPTED)
+async def upload(
+    user: CurrentUser,
+    session: SessionDep,
+    client: TemporalDep,
+    runtime: RuntimeDep,
+    file: Annotated[UploadFile, File(description="Audio or video file")],
+    source: Annotated[Literal["file", "mic"], Form()] = "file",
+    title: Annotated[str | None, Form(max_length=500)] = None,
+) -> Submitted:
+    settings = runtime.settings
+    max_bytes = settings.max_media_mb * 1024 * 1024
+    name = Path(file.filename or "upload").name
+    suffix = Path(name).suffix.lower()[:10] or ".bin"
+    tmp = Path(tempfile.mkdtemp(prefix="nexus-upload-"))
+    try:
+        path = tmp / f"original{suffix}"
+        size = 0
+        with path.open("wb") as out:
+            while chunk := await file.read(UPLOAD_CHUNK):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise HTTPException(
+                        status.HTTP_413_CONTENT_TOO_LARGE,
+                        f"file larger than {settings.max_media_mb} MB (NEXUS_MAX_MEDIA_MB)",
+                    )
+                out.write(chunk)
+        if size == 0:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, "the uploaded file is empty")
+        try:
+            info = await asyncio.to_thread(
+                validate_media, path, max_bytes=max_bytes, max_minutes=settings.max_media_minutes
+            )
+        except BadInput as exc:
+            raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, str(exc)) from exc
+        workspace = await personal_workspace(session, user)
+        media = MediaItem(
+            owner_id=user.id,
+            workspace_id=workspace.id,
+            source_type=SourceType(source),
+            title=title or None,
+            original_filename=name[:500],
+            size_bytes=size,
+            duration_s=info.duration_s,
+        )
+        media.original_key = f"{media_prefix(user.id, media.id)}/original{suffix}"
+        await asyncio.to_thread(runtime.store.put_file, media.original_key, path, file.content_type)
+        _, submitted = await _submit(session, client, runtime, media)
+        return submitted
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@router.get("")
+async def list_media(
+    user: CurrentUser,
+    session: SessionDep,
+    status_: Annotated[MediaStatus | None, Query(alias="status")] = None,
+    tag: str | None = None,
+    source_type: SourceType | None = None,
+    q: Annotated[str | None, Query(max_length=200, description="Text filter on the title")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> MediaPage:
+    query = owned_by(MediaItem, user.id)
+    if status_:
+        query = query.where(MediaItem.status == status_)
+    if tag:
+        query = query.where(MediaItem.tags.any(tag.lower()))
+    if source_type:
+        query = query.where(MediaItem.source_type == source_type)
+    if q:
+        escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(MediaItem.title.ilike(f"%{escaped}%"))
+    total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+    rows = (await session.execute(query.order_by(MediaItem.created_at.desc()).limit(limit).offset(offset))).scalars()
+    return MediaPage(items=[_summary(m) for m in rows], total=total, limit=limit, offset=offset)
+
+
+@router.get("/{media_id}")
+async def get_media(media_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> MediaDetail:
+    media = await get_owned_media(session, user, media_id)
+    if media is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such media item")
+    segments = (
+        await session.execute(
+            select(TranscriptSegment).where(TranscriptSegment.media_id == media.id).order_by(TranscriptSegment.idx)
+        )
+    ).scalars()
+    job = await latest_job(session, media.id)
+    return MediaDetail(
+        **_summary(media).model_dump(),
+        language=media.language,
+        original_filename=media.original_filename,
+        size_bytes=media.size_bytes,
+        enrichment_provider=media.enrichment_provider,
+        enrichment_model=media.enrichment_model,
+        job_id=job.id if job else None,
+        segments=[SegmentOut(start=s.start_s, end=s.end_s, speaker=s.speaker, text=s.text) for s in segments],
+    )
+
+
+@router.delete("/{media_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def remove_media(
+    media_id: uuid.UUID, user: CurrentUser, session: SessionDep, client: TemporalDep, runtime: RuntimeDep
+) -> None:
+    media = await get_owned_media(session, user, media_id)
+    if media is None or media.owner_id != user.id:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such media item")
+    await delete_media(client, runtime, session, media)

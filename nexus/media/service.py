@@ -1,0 +1,116 @@
+"""Starting, cancelling, retrying and deleting media jobs: the API's verbs, kept out of the HTTP layer."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.service import RPCError
+
+from models import JobEvent, MediaItem, MediaJob, MediaStatus, User
+from models.base import utcnow
+from nexus.media.jobs import media_prefix, record
+from nexus.runtime import Runtime
+from nexus.scoping import owned_by
+from workflows.media import MediaPipelineWorkflow
+from workflows.media_types import MediaPipelineInput
+from workflows.shared import SA_MEDIA_ID, SA_STAGE, SA_USER_ID, media_workflow_id
+
+
+async def create_job(session: AsyncSession, media: MediaItem) -> MediaJob:
+    job = MediaJob(
+        media_id=media.id,
+        owner_id=media.owner_id,
+        workspace_id=media.workspace_id,
+        workflow_id=media_workflow_id(media.id),
+    )
+    session.add(job)
+    await session.flush()
+    session.add(JobEvent(job_id=job.id, stage=MediaStatus.pending, progress=0, message="queued"))
+    return job
+
+
+async def start_pipeline(client: Client, runtime: Runtime, media: MediaItem, job: MediaJob) -> None:
+    await client.start_workflow(
+        MediaPipelineWorkflow.run,
+        MediaPipelineInput(media_id=media.id, job_id=job.id, user_id=media.owner_id, queues=runtime.queues),
+        id=job.workflow_id,
+        task_queue=runtime.queues.workflows,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        search_attributes=TypedSearchAttributes(
+            [
+                SearchAttributePair(SA_USER_ID, str(media.owner_id)),
+                SearchAttributePair(SA_MEDIA_ID, str(media.id)),
+                SearchAttributePair(SA_STAGE, "pending"),
+            ]
+        ),
+    )
+
+
+async def get_owned_media(session: AsyncSession, user: User, media_id: uuid.UUID) -> MediaItem | None:
+    return (await session.execute(owned_by(MediaItem, user.id).where(MediaItem.id == media_id))).scalar_one_or_none()
+
+
+async def get_owned_job(session: AsyncSession, user: User, job_id: uuid.UUID) -> MediaJob | None:
+    return (await session.execute(owned_by(MediaJob, user.id).where(MediaJob.id == job_id))).scalar_one_or_none()
+
+
+async def latest_job(session: AsyncSession, media_id: uuid.UUID) -> MediaJob | None:
+    return (
+        await session.execute(
+            select(MediaJob).where(MediaJob.media_id == media_id).order_by(MediaJob.started_at.desc()).limit(1)
+        )
+    ).scalar_one_or_none()
+
+
+async def is_running(client: Client, workflow_id: str) -> bool:
+    try:
+        desc = await client.get_workflow_handle(workflow_id).describe()
+    except RPCError:
+        return False
+    return desc.status == WorkflowExecutionStatus.RUNNING
+
+
+async def cancel(client: Client, workflow_id: str) -> bool:
+    """Request cancellation; the workflow records `cancelled` itself. False when nothing was running."""
+    if not await is_running(client, workflow_id):
+        return False
+    await client.get_workflow_handle(workflow_id).cancel()
+    return True
+
+
+async def wait_closed(client: Client, workflow_id: str, timeout_s: float = 15) -> None:
+    handle = client.get_workflow_handle(workflow_id)
+    try:
+        await asyncio.wait_for(handle.result(), timeout_s)
+    except Exception:
+        pass  # cancelled/failed/timed out: all we need is that it stopped, or that we tried long enough
+
+
+async def retry(client: Client, runtime: Runtime, session: AsyncSession, job: MediaJob) -> None:
+    """A new run under the same workflow id. Activities find their finished outputs and skip them."""
+    media = await session.get(MediaItem, job.media_id)
+    assert media is not None
+    job.attempts += 1
+    job.error = None
+    job.finished_at = None
+    job.updated_at = utcnow()
+    media.error = None
+    await session.flush()
+    await session.commit()
+    await record(runtime.engine, job.id, MediaStatus.pending, message=f"retry requested (run {job.attempts})")
+    await start_pipeline(client, runtime, media, job)
+
+
+async def delete_media(client: Client, runtime: Runtime, session: AsyncSession, media: MediaItem) -> None:
+    """Stop processing, then remove rows (segments, chunks, jobs cascade) and every stored object."""
+    workflow_id = media_workflow_id(media.id)
+    if await cancel(client, workflow_id):
+        await wait_closed(client, workflow_id)
+    await session.delete(media)
+    await session.flush()
+    await asyncio.to_thread(runtime.store.delete_prefix, media_prefix(media.owner_id, media.id))

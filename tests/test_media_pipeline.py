@@ -1,0 +1,144 @@
+"""The media pipeline end to end: real yt-dlp, ffmpeg, chromaprint, faster-whisper, MiniLM, Temporal, Postgres."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import httpx
+from sqlalchemy import func, select
+
+from models import MediaChunk, TranscriptSegment
+from nexus.runtime import Runtime
+from tests.conftest import MakeAccount, follow_job
+from tests.media_fixtures import MediaServer
+
+STAGES = ["pending", "extracting", "fingerprinting", "transcribing", "enriching", "embedding", "completed"]
+
+
+async def _submit_url(api: httpx.AsyncClient, headers: dict[str, str], url: str, **extra: str) -> dict:
+    resp = await api.post("/api/media/process", json={"source": "url", "url": url, **extra}, headers=headers)
+    assert resp.status_code == 202, resp.text
+    return resp.json()
+
+
+async def _upload(
+    api: httpx.AsyncClient, headers: dict[str, str], path: Path, source: str = "file", **form: str
+) -> httpx.Response:
+    with path.open("rb") as fh:
+        return await api.post(
+            "/api/media/upload", files={"file": (path.name, fh)}, data={"source": source, **form}, headers=headers
+        )
+
+
+async def ingest_upload(api: httpx.AsyncClient, headers: dict[str, str], path: Path, **kw: str) -> tuple[dict, list]:
+    resp = await _upload(api, headers, path, **kw)
+    assert resp.status_code == 202, resp.text
+    submitted = resp.json()
+    return submitted, await follow_job(api, headers, submitted["job_id"])
+
+
+def _words(text: str) -> set[str]:
+    return {w.strip(".,!?;:'\"").lower() for w in text.split()}
+
+
+def assert_heard(segments: list[dict], expected: set[str], at_least: int) -> None:
+    """Whisper tiny on synthetic speech misses a word now and then: most of the distinctive words must be there."""
+    heard = expected & _words(" ".join(s["text"] for s in segments))
+    assert len(heard) >= at_least, f"heard only {heard} of {expected}: {segments}"
+
+
+async def test_url_to_transcript_summary_tags_and_vectors(
+    api: httpx.AsyncClient, make_account: MakeAccount, media_server: MediaServer, runtime: Runtime
+) -> None:
+    me = await make_account()
+    submitted = await _submit_url(api, me.headers, f"{media_server.url}/a.mp3")
+    assert submitted["workflow_id"] == f"media-{submitted['media_id']}"
+    events = await follow_job(api, me.headers, submitted["job_id"])
+
+    stages = [e["stage"] for e in events]
+    assert [s for i, s in enumerate(stages) if i == 0 or s != stages[i - 1]] == STAGES
+    progress = [e["progress"] for e in events]
+    assert progress == sorted(progress) and progress[-1] == 100
+    assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
+
+    media = (await api.get(f"/api/media/{submitted['media_id']}", headers=me.headers)).json()
+    assert media["status"] == "completed" and media["source_type"] == "url"
+    assert 8 < media["duration_s"] < 10
+    assert_heard(media["segments"], {"lighthouse", "seven", "ships", "notebook", "harbor", "leather", "lamp"}, 5)
+    assert all(s["end"] > s["start"] >= 0 and "speaker" in s for s in media["segments"])
+    assert media["enrichment_provider"] == "extractive"
+    assert media["summary"] and media["title"]
+    assert 3 <= len(media["tags"]) <= 8
+    assert media["language"] == "en"
+
+    async with runtime.engine.connect() as conn:
+        chunks = (
+            await conn.execute(
+                select(MediaChunk.dims, MediaChunk.embedding_model, MediaChunk.tsv).where(
+                    MediaChunk.media_id == uuid.UUID(submitted["media_id"])
+                )
+            )
+        ).all()
+    assert chunks and all(c.dims == 384 and c.embedding_model == "all-MiniLM-L6-v2" and c.tsv for c in chunks)
+
+    job = (await api.get(f"/api/jobs/{submitted['job_id']}", headers=me.headers)).json()
+    assert job["stage"] == "completed" and job["progress"] == 100 and job["attempts"] == 1 and job["error"] is None
+
+
+async def test_html_page_with_video_is_found_by_yt_dlp(
+    api: httpx.AsyncClient, make_account: MakeAccount, media_server: MediaServer
+) -> None:
+    me = await make_account()
+    submitted = await _submit_url(api, me.headers, f"{media_server.url}/page/b.mp4.html", title="Bread")
+    events = await follow_job(api, me.headers, submitted["job_id"])
+    assert events[-1]["stage"] == "completed", events[-1]
+    media = (await api.get(f"/api/media/{submitted['media_id']}", headers=me.headers)).json()
+    assert media["title"] == "Bread"  # the user's title is kept
+    assert_heard(media["segments"], {"sourdough", "flour", "water", "salt", "dough", "overnight", "kitchen"}, 5)
+
+
+async def test_upload_and_mic_recording(
+    api: httpx.AsyncClient, make_account: MakeAccount, clips: dict[str, Path]
+) -> None:
+    me = await make_account()
+    submitted, events = await ingest_upload(api, me.headers, clips["c_webm"], source="mic")
+    assert events[-1]["stage"] == "completed"
+    media = (await api.get(f"/api/media/{submitted['media_id']}", headers=me.headers)).json()
+    assert media["source_type"] == "mic" and media["original_filename"] == "c.webm"
+    assert_heard(media["segments"], {"dentist", "thursday", "morning", "appointment", "margaret"}, 3)
+
+    listed = (await api.get("/api/media", params={"source_type": "mic"}, headers=me.headers)).json()
+    assert [m["id"] for m in listed["items"]] == [submitted["media_id"]] and listed["total"] == 1
+
+
+async def test_near_duplicates_are_linked_and_different_speech_is_not(
+    api: httpx.AsyncClient, make_account: MakeAccount, clips: dict[str, Path], runtime: Runtime
+) -> None:
+    me = await make_account()
+    original, events = await ingest_upload(api, me.headers, clips["a_wav"])
+    assert events[-1]["stage"] == "completed"
+
+    for copy in ("a_64k", "a_shift"):
+        dup, events = await ingest_upload(api, me.headers, clips[copy])
+        assert events[-1]["stage"] == "duplicate", (copy, events[-1])
+        media = (await api.get(f"/api/media/{dup['media_id']}", headers=me.headers)).json()
+        assert media["status"] == "duplicate" and media["duplicate_of"] == original["media_id"]
+        assert media["segments"] == []  # stopped before transcription
+        async with runtime.engine.connect() as conn:
+            n = (
+                await conn.execute(select(func.count()).where(TranscriptSegment.media_id == uuid.UUID(dup["media_id"])))
+            ).scalar_one()
+        assert n == 0
+
+    other, events = await ingest_upload(api, me.headers, clips["b_wav"])
+    assert events[-1]["stage"] == "completed"
+    assert (await api.get(f"/api/media/{other['media_id']}", headers=me.headers)).json()["duplicate_of"] is None
+
+    # Another user's identical upload is not a duplicate of mine.
+    stranger = await make_account()
+    _, events = await ingest_upload(api, stranger.headers, clips["a_64k"])
+    assert events[-1]["stage"] == "completed"
+
+    dups = (await api.get("/api/media", params={"status": "duplicate"}, headers=me.headers)).json()
+    assert dups["total"] == 2
