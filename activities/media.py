@@ -130,7 +130,7 @@ class MediaActivities:
         if media.audio_key and media.duration_s and await asyncio.to_thread(store.exists, media.audio_key):
             return FetchResult(duration_s=media.duration_s, audio_key=media.audio_key, reused=True)
         prefix = media_prefix(media.owner_id, media.id)
-        max_bytes = settings.max_media_mb * 1024 * 1024
+        max_bytes = int(settings.max_media_mb * 1024 * 1024)
         with scratch_dir("fetch") as tmp:
             if media.source_type == SourceType.url:
                 assert media.source_url

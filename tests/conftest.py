@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -152,3 +153,33 @@ async def follow_job(api: httpx.AsyncClient, headers: dict[str, str], job_id: st
                 if line.startswith("data:"):
                     events.append(json.loads(line[5:]))
     return events
+
+
+@contextlib.contextmanager
+def overridden(settings: Settings, **values: object) -> Iterator[None]:
+    """Change live settings (shared by the in-process API and workers) for the duration of a test."""
+    saved = {k: getattr(settings, k) for k in values}
+    for k, v in values.items():
+        setattr(settings, k, v)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            setattr(settings, k, v)
+
+
+async def activity_attempts(client: Client, workflow_id: str, activity_name: str) -> list[int]:
+    """For each execution of `activity_name` in the latest run, the attempt it finished on.
+
+    Temporal writes one ActivityTaskStarted per execution, carrying the attempt count: retries show up there
+    (and in the UI's "attempt" column), not as separate events."""
+    scheduled: dict[int, str] = {}
+    attempts: list[int] = []
+    async for event in client.get_workflow_handle(workflow_id).fetch_history_events():
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            scheduled[event.event_id] = event.activity_task_scheduled_event_attributes.activity_type.name
+        if event.HasField("activity_task_started_event_attributes"):
+            attrs = event.activity_task_started_event_attributes
+            if scheduled.get(attrs.scheduled_event_id) == activity_name:
+                attempts.append(attrs.attempt)
+    return attempts

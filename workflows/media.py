@@ -22,12 +22,14 @@ with workflow.unsafe.imports_passed_through():
 
 
 def failure_reason(err: BaseException) -> str:
-    """The innermost cause, as "Type: message", for the job record."""
-    while err.__cause__ is not None:
-        err = err.__cause__
-    if isinstance(err, ApplicationError) and err.type:
-        return f"{err.type}: {err.message}"
-    return getattr(err, "message", None) or str(err)
+    """The activity's own error, as "Type: message", for the job record (not the library error beneath it)."""
+    cause: BaseException | None = err
+    while cause is not None and not isinstance(cause, ApplicationError):
+        cause = cause.__cause__
+    if cause is None:  # timeouts and cancellations carry no ApplicationError
+        cause = err.__cause__ or err
+        return f"{type(cause).__name__}: {getattr(cause, 'message', None) or cause}"
+    return f"{cause.type}: {cause.message}" if cause.type else cause.message
 
 
 @workflow.defn(name="MediaPipeline")
@@ -98,6 +100,9 @@ class MediaPipelineWorkflow:
             await self._enter(inp, "cancelled", error="cancelled by the user")
             raise
         except ActivityError as err:
+            if isinstance(err.cause, CancelledError):  # the workflow's cancellation, delivered via the activity
+                await self._enter(inp, "cancelled", error="cancelled by the user")
+                raise
             reason = failure_reason(err)
             failed_stage = self.stage
             await self._enter(inp, "failed", error=reason)

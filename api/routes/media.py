@@ -128,7 +128,7 @@ async def upload(
     title: Annotated[str | None, Form(max_length=500)] = None,
 ) -> Submitted:
     settings = runtime.settings
-    max_bytes = settings.max_media_mb * 1024 * 1024
+    max_bytes = int(settings.max_media_mb * 1024 * 1024)
     name = Path(file.filename or "upload").name
     suffix = Path(name).suffix.lower()[:10] or ".bin"
     tmp = Path(tempfile.mkdtemp(prefix="nexus-upload-"))
@@ -141,7 +141,7 @@ async def upload(
                 if size > max_bytes:
                     raise HTTPException(
                         status.HTTP_413_CONTENT_TOO_LARGE,
-                        f"file larger than {settings.max_media_mb} MB (NEXUS_MAX_MEDIA_MB)",
+                        f"file larger than {settings.max_media_mb:g} MB (NEXUS_MAX_MEDIA_MB)",
                     )
                 out.write(chunk)
         if size == 0:
