@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect, status
+from fastapi import APIRouter, Depends, HTTPException, WebSocket, WebSocketDisconnect, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel
 
@@ -48,33 +49,31 @@ class EventOut(BaseModel):
         )
 
 
-async def _job(session: SessionDep, user: CurrentUser, job_id: uuid.UUID) -> MediaJob:
+async def owned_job(job_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> MediaJob:
+    """Resolved before the handler runs, so even a streaming route answers 404 instead of starting a stream."""
     job = await get_owned_job(session, user, job_id)
     if job is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such job")
     return job
 
 
+OwnedJob = Annotated[MediaJob, Depends(owned_job)]
+
+
 @router.get("/{job_id}")
-async def get_job(job_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> JobOut:
-    return JobOut.model_validate(await _job(session, user, job_id), from_attributes=True)
+async def get_job(job: OwnedJob) -> JobOut:
+    return JobOut.model_validate(job, from_attributes=True)
 
 
 @router.get("/{job_id}/events", response_class=EventSourceResponse)
-async def job_events(
-    job_id: uuid.UUID, user: CurrentUser, session: SessionDep, runtime: RuntimeDep
-) -> AsyncIterator[ServerSentEvent]:
-    await _job(session, user, job_id)
-    await session.close()  # do not hold a connection for the life of the stream
-    async for event in stream_events(runtime.engine, job_id):
+async def job_events(job: OwnedJob, session: SessionDep, runtime: RuntimeDep) -> AsyncIterator[ServerSentEvent]:
+    await session.close()  # the stream polls with its own short sessions; hold no connection meanwhile
+    async for event in stream_events(runtime.engine, job.id):
         yield ServerSentEvent(data=EventOut.of(event).model_dump(mode="json"), event=event.stage, id=str(event.seq))
 
 
 @router.post("/{job_id}/retry", status_code=status.HTTP_202_ACCEPTED)
-async def retry_job(
-    job_id: uuid.UUID, user: CurrentUser, session: SessionDep, client: TemporalDep, runtime: RuntimeDep
-) -> JobOut:
-    job = await _job(session, user, job_id)
+async def retry_job(job: OwnedJob, session: SessionDep, client: TemporalDep, runtime: RuntimeDep) -> JobOut:
     if job.stage not in (MediaStatus.failed, MediaStatus.cancelled) or await is_running(client, job.workflow_id):
         raise HTTPException(
             status.HTTP_409_CONFLICT, f"only failed or cancelled jobs can be retried; this one is {job.stage}"
@@ -85,8 +84,7 @@ async def retry_job(
 
 
 @router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED)
-async def cancel_job(job_id: uuid.UUID, user: CurrentUser, session: SessionDep, client: TemporalDep) -> JobOut:
-    job = await _job(session, user, job_id)
+async def cancel_job(job: OwnedJob, client: TemporalDep) -> JobOut:
     if not await cancel(client, job.workflow_id):
         raise HTTPException(status.HTTP_409_CONFLICT, f"the job is not running (stage: {job.stage})")
     return JobOut.model_validate(job, from_attributes=True)
