@@ -183,3 +183,13 @@ async def activity_attempts(client: Client, workflow_id: str, activity_name: str
             if scheduled.get(attrs.scheduled_event_id) == activity_name:
                 attempts.append(attrs.attempt)
     return attempts
+
+
+async def wait_stage(
+    api: httpx.AsyncClient, headers: dict[str, str], job_id: str, stages: set[str], timeout: float = 120
+) -> dict:
+    """Poll the job until it reaches one of `stages` (polling, because the work happens in other processes)."""
+    async with asyncio.timeout(timeout):
+        while (job := (await api.get(f"/api/jobs/{job_id}", headers=headers)).json())["stage"] not in stages:
+            await asyncio.sleep(0.1)
+    return job

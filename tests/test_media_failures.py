@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from pathlib import Path
 
@@ -14,20 +13,10 @@ from temporalio.client import Client
 from models import MediaChunk, TranscriptSegment
 from nexus.media.jobs import media_prefix
 from nexus.runtime import Runtime
-from tests.conftest import MakeAccount, activity_attempts, follow_job, overridden
+from tests.conftest import MakeAccount, activity_attempts, follow_job, overridden, wait_stage
 from tests.fake_llm import FakeOpenAI
 from tests.media_fixtures import MediaServer
 from tests.test_media_pipeline import _submit_url, _upload, ingest_upload
-
-
-async def _wait_stage(api: httpx.AsyncClient, headers: dict[str, str], job_id: str, stage: str) -> dict:
-    async with asyncio.timeout(120):
-        while True:
-            job = (await api.get(f"/api/jobs/{job_id}", headers=headers)).json()
-            if job["stage"] == stage:
-                return job
-            assert job["stage"] not in ("completed", "failed", "cancelled"), job
-            await asyncio.sleep(0.1)
 
 
 @pytest.mark.parametrize(
@@ -204,7 +193,7 @@ async def test_cancel_stops_a_running_job(
     me = await make_account()
     resp = await _upload(api, me.headers, clips["long_mp3"])
     submitted = resp.json()
-    await _wait_stage(api, me.headers, submitted["job_id"], "transcribing")
+    await wait_stage(api, me.headers, submitted["job_id"], {"transcribing"})
     assert (await api.post(f"/api/jobs/{submitted['job_id']}/cancel", headers=me.headers)).status_code == 202
     events = await follow_job(api, me.headers, submitted["job_id"])
     assert events[-1]["stage"] == "cancelled"
@@ -239,7 +228,7 @@ async def test_delete_cancels_a_running_workflow(
 ) -> None:
     me = await make_account()
     submitted = (await _upload(api, me.headers, clips["long_mp3"])).json()
-    await _wait_stage(api, me.headers, submitted["job_id"], "transcribing")
+    await wait_stage(api, me.headers, submitted["job_id"], {"transcribing"})
     assert (await api.delete(f"/api/media/{submitted['media_id']}", headers=me.headers)).status_code == 204
     desc = await temporal_client.get_workflow_handle(submitted["workflow_id"]).describe()
     assert desc.status is not None and desc.status.name in ("CANCELED", "FAILED")

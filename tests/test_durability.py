@@ -1,0 +1,121 @@
+"""Durable means durable: a SIGKILLed worker or a restarted Temporal server loses no run and redoes no step."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from temporalio.client import Client
+
+from models import MediaItem, SourceType, TranscriptSegment
+from nexus.db import session_scope
+from nexus.identity import personal_workspace
+from nexus.media.jobs import media_prefix
+from nexus.media.service import create_job, start_pipeline
+from nexus.runtime import Runtime
+from tests.conftest import MakeAccount, activity_attempts, follow_job, wait_stage
+from tests.harness import TemporalServer, nexus_env
+from tests.test_media_pipeline import _upload
+from workflows.shared import TaskQueues
+
+
+def _worker(env: dict[str, str], *queues: str) -> subprocess.Popen[bytes]:
+    args = [sys.executable, "-m", "nexus.cli", "worker"]
+    for q in queues:
+        args += ["--queue", q]
+    return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@pytest.mark.timeout(240)
+async def test_worker_killed_mid_transcription_is_retried_with_one_transcript(
+    api: httpx.AsyncClient,
+    runtime: Runtime,
+    database_url: str,
+    make_account: MakeAccount,
+    clips: dict[str, Path],
+    temporal_client: Client,
+) -> None:
+    # Workers in separate processes on queues of their own, so the test can SIGKILL one.
+    settings = runtime.settings.model_copy(update={"task_queue_prefix": f"kill-{uuid.uuid4().hex[:8]}"})
+    env = nexus_env(settings, database_url)
+    isolated = Runtime(
+        settings=settings,
+        engine=runtime.engine,
+        store=runtime.store,
+        queues=TaskQueues.from_prefix(settings.task_queue_prefix),
+        database_url=database_url,
+        _client=temporal_client,
+    )
+    me = await make_account()
+    async with session_scope(runtime.engine) as session:
+        workspace = await personal_workspace(session, me.user)
+        media = MediaItem(owner_id=me.user.id, workspace_id=workspace.id, source_type=SourceType.file)
+        media.original_key = f"{media_prefix(me.user.id, media.id)}/original.mp3"
+        runtime.store.put_file(media.original_key, clips["long_mp3"])
+        session.add(media)
+        await session.flush()
+        job = await create_job(session, media)
+
+    cpu_llm = _worker(env, "cpu", "llm")
+    gpu = _worker(env, "gpu")
+    replacement = None
+    try:
+        await start_pipeline(temporal_client, isolated, media, job)
+        await wait_stage(api, me.headers, str(job.id), {"transcribing"})
+        await asyncio.sleep(2.0)  # let the worker load the model and get into the audio
+        assert gpu.poll() is None
+        gpu.send_signal(signal.SIGKILL)
+        gpu.wait()
+        replacement = _worker(env, "gpu")
+        final = (await wait_stage(api, me.headers, str(job.id), {"completed", "failed", "cancelled"}, 180))["stage"]
+    finally:
+        for proc in (cpu_llm, gpu, replacement):
+            if proc and proc.poll() is None:
+                proc.terminate()
+                proc.wait(10)
+
+    assert final == "completed"
+    workflow_id = job.workflow_id
+    assert await activity_attempts(temporal_client, workflow_id, "media.transcribe") == [2]  # retried, visibly
+    assert await activity_attempts(temporal_client, workflow_id, "media.fetch") == [1]  # not redone
+    async with session_scope(runtime.engine) as session:
+        idx = (
+            (await session.execute(select(TranscriptSegment.idx).where(TranscriptSegment.media_id == media.id)))
+            .scalars()
+            .all()
+        )
+    assert idx and sorted(idx) == list(range(len(idx)))  # exactly one transcript
+
+
+@pytest.mark.timeout(240)
+async def test_temporal_server_restart_mid_run_loses_nothing(
+    api: httpx.AsyncClient,
+    make_account: MakeAccount,
+    clips: dict[str, Path],
+    runtime: Runtime,
+    temporal_server: TemporalServer,
+    temporal_client: Client,
+) -> None:
+    me = await make_account()
+    submitted = (await _upload(api, me.headers, clips["long_mp3"])).json()
+    await wait_stage(api, me.headers, submitted["job_id"], {"transcribing"})
+    temporal_server.restart()  # SIGKILL, then start again on the same SQLite history
+    events = await follow_job(api, me.headers, submitted["job_id"], timeout=200)
+    assert events[-1]["stage"] == "completed", events[-1]
+    assert await activity_attempts(temporal_client, submitted["workflow_id"], "media.fetch") == [1]
+    async with session_scope(runtime.engine) as session:
+        n = (
+            await session.execute(
+                select(func.count()).where(TranscriptSegment.media_id == uuid.UUID(submitted["media_id"]))
+            )
+        ).scalar_one()
+    assert n > 0
+    ready = await api.get("/health/ready")
+    assert ready.status_code == 200, ready.text
