@@ -158,6 +158,98 @@ def apikey_create(
     print(token)
 
 
+media_app = typer.Typer(help="Browse media.", no_args_is_help=True)
+app.add_typer(media_app, name="media")
+
+
+def _client():
+    from nexus.client import ApiError, NexusClient
+
+    try:
+        return NexusClient(get_settings())
+    except ApiError as exc:
+        console.print(f"[red]{exc}")
+        raise typer.Exit(1) from exc
+
+
+@app.command()
+def ingest(
+    target: Annotated[str, typer.Argument(help="A URL (page or file) or a local audio/video file.")],
+    title: Annotated[str | None, typer.Option(help="Title (otherwise one is generated).")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Follow the stages until the job ends.")] = False,
+) -> None:
+    """Submit media for processing."""
+    from nexus.client import ApiError
+
+    client = _client()
+    try:
+        submitted = client.submit(target, title)
+        console.print(f"media [bold]{submitted['media_id']}[/]  job {submitted['job_id']}")
+        if not wait:
+            console.print(f"follow it with: nexus ingest --wait ... or GET /api/jobs/{submitted['job_id']}/events")
+            return
+        final = _follow(client, submitted["job_id"])
+        media = client.request("GET", f"/api/media/{submitted['media_id']}")
+    except ApiError as exc:
+        console.print(f"[red]{exc}")
+        raise typer.Exit(1) from exc
+    if final["stage"] == "completed":
+        console.print(f"[green]completed[/]: [bold]{media['title']}[/] ({media['duration_s']:.0f} s)")
+        console.print(f"tags: {', '.join(media['tags'])}\nsummary: {media['summary']}")
+    elif final["stage"] == "duplicate":
+        console.print(f"[yellow]duplicate[/] of {media['duplicate_of']}")
+    else:
+        console.print(f"[red]{final['stage']}[/]: {final.get('message')}")
+        raise typer.Exit(1)
+
+
+def _follow(client, job_id: str) -> dict:
+    """One progress bar per stage, driven by the job's event stream."""
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    from models import MediaStatus
+    from nexus.media.jobs import STAGE_SPAN
+
+    stages = [s for s in STAGE_SPAN if s is not MediaStatus.pending]
+    last: dict = {}
+    with Progress(TextColumn("{task.description:>15}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%")) as bars:
+        tasks = {s: bars.add_task(s.value, total=100) for s in stages}
+        for event in client.events(job_id):
+            last = event
+            stage = MediaStatus(event["stage"])
+            if stage in tasks:
+                lo, hi = STAGE_SPAN[stage]
+                done = 100 * (event["progress"] - lo) / (hi - lo) if hi > lo else 0
+                for earlier in stages[: stages.index(stage)]:
+                    bars.update(tasks[earlier], completed=100)
+                bars.update(tasks[stage], completed=max(0, min(100, done)))
+            elif stage is MediaStatus.completed:
+                for t in tasks.values():
+                    bars.update(t, completed=100)
+    return last
+
+
+@media_app.command("list")
+def media_list(
+    status: Annotated[str | None, typer.Option(help="Filter by status.")] = None,
+    limit: Annotated[int, typer.Option(help="How many.")] = 50,
+) -> None:
+    """List your media."""
+    from nexus.client import ApiError
+
+    try:
+        params = {"limit": limit, **({"status": status} if status else {})}
+        page = _client().request("GET", "/api/media", params=params)
+    except ApiError as exc:
+        console.print(f"[red]{exc}")
+        raise typer.Exit(1) from exc
+    table = Table("id", "title", "status", "duration", "tags", title=f"{page['total']} media item(s)")
+    for m in page["items"]:
+        duration = f"{m['duration_s']:.0f} s" if m["duration_s"] else ""
+        table.add_row(m["id"], m["title"] or "", m["status"], duration, ", ".join(m["tags"]))
+    console.print(table)
+
+
 @asynccontextmanager
 async def _session() -> AsyncIterator[AsyncSession]:
     from nexus.db import get_engine, session_scope

@@ -20,6 +20,9 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # Where the CLI finds the API, and with which key (default: the local dev key in the data dir).
+    api_url: str | None = None
+    api_key: SecretStr | None = None
     cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:3000"])
 
     temporal_address: str | None = None
@@ -69,6 +72,10 @@ class Settings(BaseSettings):
     @property
     def temporal_target(self) -> str:
         return self.temporal_address or f"{self.temporal_host}:{self.temporal_port}"
+
+    @property
+    def api_base_url(self) -> str:
+        return self.api_url or f"http://{self.api_host}:{self.api_port}"
 
     @property
     def embedded_temporal(self) -> bool:
