@@ -1,13 +1,16 @@
-"""A loopback server speaking the OpenAI chat-completions protocol, with scripted failures."""
+"""A loopback server speaking the OpenAI chat-completions and Gemini generateContent protocols, with scripted
+failures and delays. (temporalio's GeminiTestServer is not importable in temporalio 1.35: its contrib shim points
+at a module the wheel does not ship.)"""
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
-class FakeOpenAI:
+class FakeLLM:
     def __init__(self, content: dict | None = None) -> None:
         self.content = content or {
             "title": "Harbor log",
@@ -15,6 +18,7 @@ class FakeOpenAI:
             "tags": ["lighthouse", "ships", "harbor"],
         }
         self.fail_with: list[int] = []
+        self.delay_s = 0.0
         self.requests: list[dict] = []
         fake = self
 
@@ -25,10 +29,31 @@ class FakeOpenAI:
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 fake.requests.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
+                if fake.delay_s:
+                    time.sleep(fake.delay_s)
                 if fake.fail_with:
                     code = fake.fail_with.pop(0)
                     payload = {"error": {"message": f"scripted failure {code}", "type": "test", "code": code}}
                     return self._send(code, payload)
+                if ":generateContent" in self.path:
+                    return self._send(
+                        200,
+                        {
+                            "candidates": [
+                                {
+                                    "content": {"role": "model", "parts": [{"text": json.dumps(fake.content)}]},
+                                    "finishReason": "STOP",
+                                    "index": 0,
+                                }
+                            ],
+                            "usageMetadata": {
+                                "promptTokenCount": 10,
+                                "candidatesTokenCount": 10,
+                                "totalTokenCount": 20,
+                            },
+                            "modelVersion": self.path.split("/models/")[-1].split(":")[0],
+                        },
+                    )
                 if not self.path.endswith("/chat/completions"):
                     return self._send(404, {"error": {"message": "not found"}})
                 return self._send(
@@ -58,7 +83,8 @@ class FakeOpenAI:
                 self.wfile.write(data)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.url = f"{self.base}/v1"  # OpenAI-compatible base URL
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def close(self) -> None:

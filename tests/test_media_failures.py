@@ -14,7 +14,7 @@ from models import MediaChunk, TranscriptSegment
 from nexus.media.jobs import media_prefix
 from nexus.runtime import Runtime
 from tests.conftest import MakeAccount, activity_attempts, follow_job, overridden, wait_stage
-from tests.fake_llm import FakeOpenAI
+from tests.fake_llm import FakeLLM
 from tests.media_fixtures import MediaServer
 from tests.test_media_pipeline import _submit_url, _upload, ingest_upload
 
@@ -139,7 +139,7 @@ async def test_retry_resumes_from_the_failed_step_without_redoing_finished_ones(
     temporal_client: Client,
 ) -> None:
     me = await make_account()
-    fake = FakeOpenAI()
+    fake = FakeLLM()
     fake.fail_with = [503, 401]  # a transient error (retried), then a permanent one (fails the step)
     try:
         with overridden(runtime.settings, openai_base_url=fake.url, openai_model="fake-model"):

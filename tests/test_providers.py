@@ -1,0 +1,110 @@
+"""LLM providers over real HTTP on loopback: parsing, error classification, timeouts, auth headers."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import SecretStr
+
+from nexus.providers.embeddings import Embedder
+from nexus.providers.llm import (
+    ExtractiveProvider,
+    GeminiProvider,
+    LLMProvider,
+    OpenAICompatibleProvider,
+    ProviderError,
+    enrichment_provider,
+)
+from nexus.settings import Settings
+from tests.fake_llm import FakeLLM
+
+TRANSCRIPT = "The lighthouse keeper counted seven ships. He lit the lamp at dusk."
+
+
+@pytest.fixture
+def fake():
+    server = FakeLLM()
+    yield server
+    server.close()
+
+
+def _gemini(fake: FakeLLM, timeout: float = 5) -> GeminiProvider:
+    return GeminiProvider(
+        Settings(gemini_api_key=SecretStr("test-key"), gemini_base_url=fake.base, llm_timeout_s=timeout)
+    )
+
+
+def _openai(fake: FakeLLM, timeout: float = 5) -> OpenAICompatibleProvider:
+    return OpenAICompatibleProvider(
+        Settings(openai_base_url=fake.url, openai_model="llama3", openai_api_key=SecretStr("k"), llm_timeout_s=timeout)
+    )
+
+
+@pytest.mark.parametrize("make", [_gemini, _openai], ids=["gemini", "openai-compatible"])
+async def test_provider_parses_structured_output(fake: FakeLLM, make) -> None:
+    provider: LLMProvider = make(fake)
+    result = await provider.enrich(TRANSCRIPT)
+    assert result.summary == "A lighthouse keeper records passing ships."
+    assert result.tags == ["lighthouse", "ships", "harbor"] and result.title == "Harbor log"
+    assert result.provider == provider.name
+    sent = fake.requests[-1]
+    assert TRANSCRIPT in str(sent["body"])
+
+
+async def test_gemini_request_shape(fake: FakeLLM) -> None:
+    await _gemini(fake).enrich(TRANSCRIPT)
+    sent = fake.requests[-1]
+    assert sent["path"].endswith("/models/gemini-2.5-flash:generateContent")
+    assert sent["body"]["generationConfig"]["responseMimeType"] == "application/json"
+    assert (
+        "responseSchema" in sent["body"]["generationConfig"] or "responseJsonSchema" in sent["body"]["generationConfig"]
+    )
+
+
+@pytest.mark.parametrize("make", [_gemini, _openai], ids=["gemini", "openai-compatible"])
+@pytest.mark.parametrize(("code", "retryable"), [(401, False), (400, False), (429, True), (500, True), (503, True)])
+async def test_errors_are_classified(fake: FakeLLM, make, code: int, retryable: bool) -> None:
+    fake.fail_with = [code]
+    with pytest.raises(ProviderError) as err:
+        await make(fake).enrich(TRANSCRIPT)
+    assert err.value.retryable is retryable
+    assert str(code) in str(err.value)
+    assert len(fake.requests) == 1  # library retries are off: Temporal owns retrying
+
+
+@pytest.mark.parametrize("make", [_gemini, _openai], ids=["gemini", "openai-compatible"])
+async def test_timeouts_are_retryable(fake: FakeLLM, make) -> None:
+    fake.delay_s = 2.0
+    with pytest.raises(ProviderError) as err:
+        await make(fake, timeout=0.5).enrich(TRANSCRIPT)
+    assert err.value.retryable
+
+
+async def test_malformed_json_is_retryable(fake: FakeLLM) -> None:
+    fake.content = {"no": "summary"}  # type: ignore[assignment]
+    with pytest.raises(ProviderError) as err:
+        await _openai(fake).enrich(TRANSCRIPT)
+    assert err.value.retryable and "malformed" in str(err.value)
+
+
+def test_provider_selection() -> None:
+    embedder = Embedder(Settings())
+    assert isinstance(enrichment_provider(Settings(), embedder), ExtractiveProvider)
+    assert isinstance(
+        enrichment_provider(Settings(openai_base_url="http://127.0.0.1:1/v1"), embedder), OpenAICompatibleProvider
+    )
+    both = Settings(openai_base_url="http://127.0.0.1:1/v1", gemini_api_key=SecretStr("k"))
+    assert isinstance(enrichment_provider(both, embedder), GeminiProvider)
+
+
+async def test_extractive_summary_and_tags_come_from_the_text() -> None:
+    text = (
+        "Volcanoes form where tectonic plates collide. Magma rises through the crust and erupts as lava. "
+        "Some volcanoes stay dormant for centuries before erupting again. Scientists monitor volcanic gases."
+    )
+    result = await ExtractiveProvider(Embedder(Settings())).enrich(text)
+    assert result.provider == "extractive"
+    assert all(sentence.strip() in text for sentence in result.summary.split(". ") if sentence)
+    assert 3 <= len(result.tags) <= 8
+    assert any("volcan" in tag for tag in result.tags)
+    empty = await ExtractiveProvider(Embedder(Settings())).enrich("")
+    assert empty.summary == "" and empty.tags == []
