@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -51,26 +52,35 @@ def _postgres_pids(pg_dir: Path) -> set[int]:
     return {int(line.split()[0]) for line in out.splitlines() if f"-D {pg_dir}" in line}
 
 
-def _run_up_until_ready(env: dict[str, str], api: str, timeout: float = 120) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([*NEXUS, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-        try:
-            if httpx.get(f"{api}/health/ready", timeout=5).status_code == 200:
-                return proc, api
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    proc.kill()
-    raise AssertionError("nexus up never became ready")
+class Up:
+    """`nexus up` as a subprocess whose output is collected as it is printed."""
 
+    def __init__(self, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            [*NEXUS, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout or []), daemon=True)
+        self.reader.start()
 
-def _stop(proc: subprocess.Popen[str], sig: int) -> tuple[float, str]:
-    started = time.monotonic()
-    proc.send_signal(sig)
-    out, _ = proc.communicate(timeout=20)
-    return time.monotonic() - started, out
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_banner(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while "Press Ctrl-C to stop." not in self.output:
+            assert self.proc.poll() is None, self.output
+            assert time.monotonic() < deadline, f"nexus up never became ready:\n{self.output}"
+            time.sleep(0.2)
+
+    def stop(self, sig: int) -> float:
+        started = time.monotonic()
+        self.proc.send_signal(sig)
+        self.proc.wait(timeout=20)
+        elapsed = time.monotonic() - started
+        self.reader.join(5)
+        return elapsed
 
 
 @pytest.mark.timeout(400)
@@ -78,8 +88,9 @@ def test_nexus_up_runs_everything_stops_cleanly_and_reuses_data(tmp_path: Path) 
     data_dir = tmp_path / "var"
     env, api, ui_port = _stack_env(data_dir)
 
-    proc, api = _run_up_until_ready(env, api)
-    tree = _descendants(proc.pid)
+    up = Up(env)
+    up.wait_banner()
+    tree = _descendants(up.proc.pid)
     key_file = data_dir / "dev-api-key"
     assert key_file.stat().st_mode & 0o777 == 0o600
     key = key_file.read_text().strip()
@@ -90,20 +101,21 @@ def test_nexus_up_runs_everything_stops_cleanly_and_reuses_data(tmp_path: Path) 
     assert me.status_code == 200 and me.json()["is_admin"]
     assert _postgres_pids(data_dir / "postgres")
 
-    elapsed, out = _stop(proc, signal.SIGINT)
-    assert proc.returncode == 0, out
+    elapsed = up.stop(signal.SIGINT)
+    assert up.proc.returncode == 0, up.output
     assert elapsed < 10, f"stopping took {elapsed:.1f}s"
-    assert "Nexus is up" in out and str(key_file) in out
+    assert "Nexus is up" in up.output and str(key_file) in up.output and "new key written" in up.output
     time.sleep(0.5)
     assert not (tree & _descendants(1) | _postgres_pids(data_dir / "postgres")), "processes left behind"
 
     # Second run: same key, same users.
-    proc, api = _run_up_until_ready(env, api)
+    up = Up(env)
+    up.wait_banner()
     assert key_file.read_text().strip() == key
     assert httpx.get(f"{api}/api/me", headers={"Authorization": f"Bearer {key}"}).json()["id"] == me.json()["id"]
-    elapsed, out = _stop(proc, signal.SIGTERM)
-    assert proc.returncode == 0 and elapsed < 10, out
-    assert "existing key reused" in out
+    elapsed = up.stop(signal.SIGTERM)
+    assert up.proc.returncode == 0 and elapsed < 10, up.output
+    assert "existing key reused" in up.output
 
 
 def test_doctor_passes_against_a_running_stack(runtime: Runtime, database_url: str) -> None:

@@ -1,0 +1,170 @@
+"""Pipeline overhead benchmark: the same clips through the Temporal stack and through direct calls.
+
+    python bench/pipeline.py                 # against a running `make up` stack (NEXUS_API_URL / dev key)
+    python bench/pipeline.py --start-stack   # starts a throwaway `nexus up` on free ports first
+
+Prints, for N fresh 1-2 minute speech clips (espeak-ng): wall time through the stack (upload -> completed, one
+at a time), wall time of the same steps called directly in one process (convert, fingerprint, transcribe,
+enrich, embed; models warmed first, as the workers' are), their ratio (goal <= 1.15) and realtime factors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+SENTENCES = [
+    "The river carried melted snow from the mountains down to the quiet valley.",
+    "Engineers tested the new bridge with trucks full of gravel before opening it.",
+    "A small bakery on the corner sells bread that is still warm at six in the morning.",
+    "The orchestra rehearsed the second movement until the strings were perfectly in tune.",
+    "Satellites measure the temperature of the oceans and send the data back every hour.",
+    "Our team reviewed the budget and decided to postpone the new office until spring.",
+    "The museum opened an exhibition about ancient maps and the sailors who drew them.",
+    "Farmers planted barley in the northern fields because the soil drains quickly there.",
+    "The doctor explained that regular sleep matters as much as diet and exercise.",
+    "Volunteers cleaned the beach and collected three hundred kilograms of plastic.",
+    "The library will extend its opening hours during the examination period.",
+    "A sudden storm delayed the ferry, so the passengers waited in the harbor cafe.",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_clips(n: int, out: Path, seed: int = 0) -> list[Path]:
+    """Distinct texts per seed, so no clip is a near-duplicate of another (dedup would stop the pipeline)."""
+    clips = []
+    for i in range(n):
+        rng = random.Random(seed + i)
+        text = " ".join(rng.choice(SENTENCES) for _ in range(14 + 6 * (i % 3)))  # ~60-110 s of speech
+        wav = out / f"clip{i}.wav"
+        subprocess.run(["espeak-ng", "-s", "150", "-w", str(wav), text], check=True, capture_output=True)
+        mp3 = out / f"clip{i}.mp3"
+        subprocess.run(
+            ["ffmpeg", "-v", "error", "-y", "-i", str(wav), "-b:a", "96k", str(mp3)], check=True, capture_output=True
+        )
+        clips.append(mp3)
+    return clips
+
+
+def direct(clips: list[Path]) -> tuple[float, list[float]]:
+    """The pipeline's steps, called in-process with no Temporal, no database, no object store."""
+    from nexus.media.chunking import chunk_segments
+    from nexus.media.fetch import probe, to_speech_wav
+    from nexus.media.fingerprint import fingerprint_file
+    from nexus.media.transcribe import load_model, transcribe
+    from nexus.providers.embeddings import Embedder
+    from nexus.providers.llm import ExtractiveProvider
+    from nexus.settings import Settings
+
+    settings = Settings()
+    embedder = Embedder(settings)
+    load_model(settings), embedder.embed(["warm up"])
+    per_clip = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for clip in clips:
+            started = time.perf_counter()
+            probe(clip)
+            wav = Path(tmp) / f"{clip.stem}.wav"
+            to_speech_wav(clip, wav)
+            fingerprint_file(wav)
+            result = transcribe(settings, wav)
+            text = " ".join(s.text for s in result.segments)
+            asyncio.run(ExtractiveProvider(embedder).enrich(text))
+            passages = chunk_segments([(s.start, s.end, s.text) for s in result.segments])
+            embedder.embed([p.text for p in passages])
+            per_clip.append(time.perf_counter() - started)
+    return sum(per_clip), per_clip
+
+
+def through_stack(clips: list[Path]) -> tuple[float, list[float]]:
+    from nexus.client import NexusClient
+    from nexus.settings import Settings
+
+    client = NexusClient(Settings())
+    per_clip = []
+    for clip in clips:
+        started = time.perf_counter()
+        submitted = client.submit(str(clip), title=clip.stem)
+        final = list(client.events(submitted["job_id"]))[-1]
+        if final["stage"] != "completed":
+            raise SystemExit(f"{clip.name}: {final['stage']}: {final.get('message')}")
+        per_clip.append(time.perf_counter() - started)
+    return sum(per_clip), per_clip
+
+
+def start_stack(data_dir: Path) -> subprocess.Popen[bytes]:
+    ports = {k: str(free_port()) for k in ("API", "TEMPORAL", "TEMPORAL_UI", "TEMPORAL_HTTP", "TEMPORAL_METRICS")}
+    os.environ.update({f"NEXUS_{k}_PORT": v for k, v in ports.items()})
+    os.environ["NEXUS_DATA_DIR"] = str(data_dir)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nexus.cli", "up"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    import httpx
+
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{ports['API']}/health/ready", timeout=5).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    proc.kill()
+    raise SystemExit("the stack did not become ready")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clips", type=int, default=3)
+    parser.add_argument("--start-stack", action="store_true", help="start a throwaway stack on free ports")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        seed = random.randrange(1 << 30)  # fresh texts each run: earlier runs' clips must not count as duplicates
+        clips = make_clips(args.clips, Path(tmp), seed=seed)
+        audio_s = sum(float(subprocess.run(
+            ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(c)],
+            capture_output=True, text=True, check=True,
+        ).stdout) for c in clips)  # fmt: skip
+        stack = start_stack(Path(tmp) / "var") if args.start_stack else None
+        try:
+            # Warm the workers' models with one throwaway clip so both sides are measured warm.
+            warm = Path(tmp) / "warm"
+            warm.mkdir()
+            through_stack(make_clips(1, warm, seed=seed + 1000))
+            stack_total, stack_each = through_stack(clips)
+        finally:
+            if stack:
+                stack.send_signal(signal.SIGINT)
+                stack.wait(30)
+        direct_total, direct_each = direct(clips)
+
+    p50 = statistics.median
+    print(f"clips: {len(clips)}, audio: {audio_s:.0f} s")
+    print(f"direct (one process, no Temporal): {direct_total:6.2f} s  (per clip p50 {p50(direct_each):.2f} s)")
+    print(f"through the stack (API+Temporal):  {stack_total:6.2f} s  (per clip p50 {p50(stack_each):.2f} s)")
+    print(f"ratio stack/direct: {stack_total / direct_total:.2f}  (goal <= 1.15)")
+    print(f"realtime factor: stack {audio_s / stack_total:.1f}x, direct {audio_s / direct_total:.1f}x (audio s/wall s)")
+
+
+if __name__ == "__main__":
+    main()
