@@ -74,6 +74,23 @@ class Up:
             assert time.monotonic() < deadline, f"nexus up never became ready:\n{self.output}"
             time.sleep(0.2)
 
+    def __enter__(self) -> Up:
+        try:
+            self.wait_banner()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Never leave a stack running behind a failed assertion."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
     def stop(self, sig: int) -> float:
         started = time.monotonic()
         self.proc.send_signal(sig)
@@ -87,35 +104,34 @@ class Up:
 def test_nexus_up_runs_everything_stops_cleanly_and_reuses_data(tmp_path: Path) -> None:
     data_dir = tmp_path / "var"
     env, api, ui_port = _stack_env(data_dir)
-
-    up = Up(env)
-    up.wait_banner()
-    tree = _descendants(up.proc.pid)
     key_file = data_dir / "dev-api-key"
-    assert key_file.stat().st_mode & 0o777 == 0o600
-    key = key_file.read_text().strip()
-    ready = httpx.get(f"{api}/health/ready").json()
-    assert ready["status"] == "ok" and not ready["failing"]
-    assert httpx.get(f"http://127.0.0.1:{ui_port}/", timeout=10).status_code == 200  # Temporal Web UI
-    me = httpx.get(f"{api}/api/me", headers={"Authorization": f"Bearer {key}"})
-    assert me.status_code == 200 and me.json()["is_admin"]
-    assert _postgres_pids(data_dir / "postgres")
 
-    elapsed = up.stop(signal.SIGINT)
-    assert up.proc.returncode == 0, up.output
-    assert elapsed < 10, f"stopping took {elapsed:.1f}s"
-    assert "Nexus is up" in up.output and str(key_file) in up.output and "new key written" in up.output
+    with Up(env) as up:
+        tree = _descendants(up.proc.pid)
+        assert key_file.stat().st_mode & 0o777 == 0o600
+        key = key_file.read_text().strip()
+        ready = httpx.get(f"{api}/health/ready").json()
+        assert ready["status"] == "ok" and not ready["failing"]
+        assert httpx.get(f"http://127.0.0.1:{ui_port}/", timeout=10).status_code == 200  # Temporal Web UI
+        me = httpx.get(f"{api}/api/me", headers={"Authorization": f"Bearer {key}"})
+        assert me.status_code == 200 and me.json()["is_admin"]
+        assert _postgres_pids(data_dir / "postgres")
+
+        elapsed = up.stop(signal.SIGINT)
+        assert up.proc.returncode == 0, up.output
+        assert elapsed < 10, f"stopping took {elapsed:.1f}s"
+        assert "Nexus is up" in up.output and str(key_file) in up.output and "new key written" in up.output
     time.sleep(0.5)
     assert not (tree & _descendants(1) | _postgres_pids(data_dir / "postgres")), "processes left behind"
 
     # Second run: same key, same users.
-    up = Up(env)
-    up.wait_banner()
-    assert key_file.read_text().strip() == key
-    assert httpx.get(f"{api}/api/me", headers={"Authorization": f"Bearer {key}"}).json()["id"] == me.json()["id"]
-    elapsed = up.stop(signal.SIGTERM)
-    assert up.proc.returncode == 0 and elapsed < 10, up.output
-    assert "existing key reused" in up.output
+    with Up(env) as up:
+        assert key_file.read_text().strip() == key
+        again = httpx.get(f"{api}/api/me", headers={"Authorization": f"Bearer {key}"})
+        assert again.json()["id"] == me.json()["id"]
+        elapsed = up.stop(signal.SIGTERM)
+        assert up.proc.returncode == 0 and elapsed < 10, up.output
+        assert "existing key reused" in up.output
 
 
 def test_doctor_passes_against_a_running_stack(runtime: Runtime, database_url: str) -> None:
