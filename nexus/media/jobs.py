@@ -65,7 +65,7 @@ async def record(
         )
 
 
-async def stream_events(engine: AsyncEngine, job_id: uuid.UUID, poll_s: float = 0.25):
+async def stream_events(engine: AsyncEngine, job_id: uuid.UUID, poll_s: float = 0.1):
     """Yield the current run's events in order, then new ones as they are written, until a terminal one.
 
     Polls Postgres: it works wherever the API and workers run, and a reconnecting client simply starts over.
