@@ -27,7 +27,6 @@ from nexus.media.chunking import chunk_segments
 from nexus.media.fetch import TransientFetchError, check_url, download, to_speech_wav, validate_media
 from nexus.media.fingerprint import Fingerprint, fingerprint_file, is_near_duplicate
 from nexus.media.jobs import media_prefix, record
-from nexus.providers.embeddings import Embedder
 from nexus.providers.llm import ProviderError, enrichment_provider
 from nexus.runtime import Runtime
 from workflows.media_types import (
@@ -76,7 +75,7 @@ async def run_blocking(
 class MediaActivities:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
-        self.embedder = Embedder(runtime.settings)
+        self.embedder = runtime.embedder
 
     async def _media(self, media_id: uuid.UUID) -> MediaItem:
         async with session_scope(self.rt.engine) as session:

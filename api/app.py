@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from api.routes import account, health, jobs, media
+from api.routes import account, health, jobs, media, search
 from nexus.runtime import Runtime
 from nexus.settings import Settings, get_settings
 
@@ -44,4 +44,5 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(media.router)
     app.include_router(jobs.router)
     app.include_router(jobs.ws_router)
+    app.include_router(search.router)
     return app

@@ -229,6 +229,29 @@ def _follow(client, job_id: str) -> dict:
     return last
 
 
+@app.command("search")
+def search_cmd(
+    query: Annotated[str, typer.Argument(help="Words or a question.")],
+    limit: Annotated[int, typer.Option(help="How many results.")] = 10,
+    mode: Annotated[str, typer.Option(help="hybrid, semantic or keyword.")] = "hybrid",
+) -> None:
+    """Search your transcripts (hybrid: meaning + exact words)."""
+    from nexus.client import ApiError
+
+    try:
+        found = _client().request("POST", "/api/search", json={"query": query, "limit": limit, "mode": mode})
+    except ApiError as exc:
+        console.print(f"[red]{exc}")
+        raise typer.Exit(1) from exc
+    table = Table("score", "title", "at", "matched", "snippet", title=f"{len(found['results'])} result(s)")
+    for r in found["results"]:
+        at = f"{int(r['start'] // 60)}:{int(r['start'] % 60):02d}-{int(r['end'] // 60)}:{int(r['end'] % 60):02d}"
+        table.add_row(
+            f"{r['score']:.4f}", r["title"] or str(r["media_id"])[:8], at, "+".join(r["matched"]), r["snippet"]
+        )
+    console.print(table)
+
+
 @media_app.command("list")
 def media_list(
     status: Annotated[str | None, typer.Option(help="Filter by status.")] = None,

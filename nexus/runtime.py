@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
 from nexus.db import make_engine, resolve_database_url
+from nexus.providers.embeddings import Embedder
 from nexus.settings import Settings
 from nexus.storage import ObjectStore, make_store
 from nexus.temporal import connect
@@ -36,6 +38,11 @@ class Runtime:
             database_url=url,
             _client=client,
         )
+
+    @cached_property
+    def embedder(self) -> Embedder:
+        """Loads the model on first use; the API needs it for queries, cpu/llm workers for chunks and tags."""
+        return Embedder(self.settings)
 
     @property
     def client_if_connected(self) -> Client | None:

@@ -40,6 +40,9 @@ async def test_ingest_wait_and_list(
     code, out = await _nexus(env, "media", "list")
     assert code == 0 and "2 media item(s)" in out and "Bread by CLI" in out, out
 
+    code, out = await _nexus(env, "search", "sourdough flour")
+    assert code == 0 and "Bread by CLI" in out and "keyword" in out, out
+
     code, out = await _nexus(env, "ingest", str(clips["text"]))
     assert code == 1 and "HTTP 415" in out and "not a readable audio/video file" in out
 
