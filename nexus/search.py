@@ -123,13 +123,16 @@ async def search(
     limit: int = 10,
     mode: SearchMode = SearchMode.hybrid,
     filters: SearchFilters | None = None,
+    vector: list[float] | None = None,
 ) -> list[Hit]:
+    """`vector` skips embedding the query (benchmarks pass precomputed ones)."""
     params: dict[str, object] = {"owner": owner_id}
     where = _filter_sql(filters or SearchFilters(), params)
     candidates = max(limit * 4, 40)
     legs: dict[str, list[Hit]] = {}
     if mode in (SearchMode.hybrid, SearchMode.semantic):
-        vector = (await asyncio.to_thread(embedder.embed, [query]))[0].tolist()
+        if vector is None:
+            vector = (await asyncio.to_thread(embedder.embed, [query]))[0].tolist()
         legs["semantic"] = await _semantic(session, vector, where, params, candidates)
     if mode in (SearchMode.hybrid, SearchMode.keyword):
         legs["keyword"] = await _keyword(session, query, where, params, candidates)
