@@ -5,6 +5,7 @@ at a module the wheel does not ship.)"""
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,6 +20,8 @@ class FakeLLM:
         }
         self.fail_with: list[int] = []
         self.delay_s = 0.0
+        self.answer = "The keeper counted seven ships [1]."  # streamed chat answer, a word per chunk
+        self.chunk_delay_s = 0.0
         self.requests: list[dict] = []
         fake = self
 
@@ -35,6 +38,19 @@ class FakeLLM:
                     code = fake.fail_with.pop(0)
                     payload = {"error": {"message": f"scripted failure {code}", "type": "test", "code": code}}
                     return self._send(code, payload)
+                if ":streamGenerateContent" in self.path:
+                    return self._stream(
+                        lambda word: {"candidates": [{"content": {"role": "model", "parts": [{"text": word}]}}]},
+                        {"usageMetadata": {"promptTokenCount": 42, "candidatesTokenCount": 7, "totalTokenCount": 49}},
+                    )
+                if body.get("stream"):
+                    return self._stream(
+                        lambda word: {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m",
+                                      "choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}]},
+                        {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m", "choices": [],
+                         "usage": {"prompt_tokens": 42, "completion_tokens": 7, "total_tokens": 49}},
+                        done=True,
+                    )  # fmt: skip
                 if ":generateContent" in self.path:
                     return self._send(
                         200,
@@ -73,6 +89,22 @@ class FakeLLM:
                         "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
                     },
                 )
+
+            def _stream(self, chunk: object, last: dict, done: bool = False) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                try:
+                    for word in re.findall(r"\S+\s*", fake.answer):
+                        self.wfile.write(f"data: {json.dumps(chunk(word))}\n\n".encode())  # type: ignore[operator]
+                        self.wfile.flush()
+                        time.sleep(fake.chunk_delay_s)
+                    self.wfile.write(f"data: {json.dumps(last)}\n\n".encode())
+                    if done:
+                        self.wfile.write(b"data: [DONE]\n\n")
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
 
             def _send(self, code: int, payload: dict) -> None:
                 data = json.dumps(payload).encode()

@@ -108,3 +108,35 @@ async def test_extractive_summary_and_tags_come_from_the_text() -> None:
     assert any("volcan" in tag for tag in result.tags)
     empty = await ExtractiveProvider(Embedder(Settings())).enrich("")
     assert empty.summary == "" and empty.tags == []
+
+
+@pytest.mark.parametrize("make", [_gemini, _openai], ids=["gemini", "openai-compatible"])
+async def test_streaming_answers_arrive_in_pieces_with_usage(fake: FakeLLM, make) -> None:  # noqa: ANN001
+    from nexus.providers.llm import ChatContext, Passage, Usage
+
+    ctx = ChatContext(
+        question="How many ships?",
+        instruction="Answer like a sailor.",
+        memories=["The user's sister lives in Trondheim."],
+        passages=[Passage(media_id="m1", title="Log", start=0, end=4.5, text="seven ships sailed past")],
+    )
+    usage = Usage()
+    pieces = [p async for p in make(fake).stream_answer(ctx, usage)]
+    assert len(pieces) == 6 and "".join(pieces) == fake.answer
+    assert usage.prompt_tokens == 42 and usage.completion_tokens == 7
+    prompt = str(fake.requests[-1]["body"])
+    for expected in ("How many ships?", "Answer like a sailor.", "Trondheim", "seven ships sailed past", "[1]"):
+        assert expected in prompt
+
+
+async def test_extractive_answer_quotes_passages_and_says_no_model() -> None:
+    from nexus.providers.llm import ChatContext, Passage, Usage
+
+    ctx = ChatContext(
+        question="ships?",
+        memories=["My sister lives in Trondheim"],
+        passages=[Passage(media_id="m1", title="Log", start=64, end=70, text="seven ships sailed past")],
+    )
+    answer = "".join([t async for t in ExtractiveProvider(Embedder(Settings())).stream_answer(ctx, Usage())])
+    assert answer.startswith("No generative model is configured")
+    assert '[1] "seven ships sailed past" (Log, 1:04-1:10)' in answer and "Trondheim" in answer

@@ -11,6 +11,7 @@ import json
 import re
 from abc import ABC, abstractmethod
 from collections import Counter
+from collections.abc import AsyncIterator
 
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError
@@ -44,6 +45,62 @@ class _EnrichmentJSON(BaseModel):
     tags: list[str]
 
 
+class Passage(BaseModel):
+    """A retrieved transcript chunk offered to the model as context, and cited back to the user."""
+
+    media_id: str
+    title: str | None = None
+    start: float
+    end: float
+    text: str
+
+
+class ChatContext(BaseModel):
+    question: str
+    instruction: str | None = None  # the persona's system instruction
+    memories: list[str] = Field(default_factory=list)
+    passages: list[Passage] = Field(default_factory=list)
+    history: list[dict[str, str]] = Field(default_factory=list)  # earlier turns: {"role", "content"}
+    draft: str | None = None  # sequential chains: the previous provider's answer, to improve on
+
+
+class Usage(BaseModel):
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+CHAT_SYSTEM = (
+    "You are Nexus, an assistant answering from the user's own archive of transcribed audio and video. "
+    "Use the numbered passages when they are relevant and cite them as [1], [2]. If they do not contain the "
+    "answer, say so. Facts the user told you earlier are listed under 'What you know about the user'."
+)
+
+
+def _clock(seconds: float) -> str:
+    return f"{int(seconds // 60)}:{int(seconds % 60):02d}"
+
+
+def chat_messages(ctx: ChatContext) -> list[dict[str, str]]:
+    """The prompt every generative provider gets: system rules, persona, memories, passages, history, question."""
+    system = [CHAT_SYSTEM]
+    if ctx.instruction:
+        system.append(f"Persona instruction: {ctx.instruction}")
+    if ctx.memories:
+        system.append("What you know about the user:\n" + "\n".join(f"- {m}" for m in ctx.memories))
+    if ctx.passages:
+        system.append(
+            "Passages:\n"
+            + "\n".join(
+                f"[{i}] ({p.title or 'untitled'}, {_clock(p.start)}-{_clock(p.end)}) {p.text}"
+                for i, p in enumerate(ctx.passages, start=1)
+            )
+        )
+    question = ctx.question
+    if ctx.draft:
+        question += f"\n\nA previous assistant drafted this answer; improve it:\n{ctx.draft}"
+    return [{"role": "system", "content": "\n\n".join(system)}, *ctx.history, {"role": "user", "content": question}]
+
+
 def clean_tags(tags: list[str]) -> list[str]:
     seen: list[str] = []
     for tag in tags:
@@ -59,6 +116,10 @@ class LLMProvider(ABC):
 
     @abstractmethod
     async def enrich(self, transcript: str) -> Enrichment: ...
+
+    @abstractmethod
+    def stream_answer(self, ctx: ChatContext, usage: Usage) -> AsyncIterator[str]:
+        """Yield the answer's text as it is produced; fill `usage` when the provider reports it."""
 
     def _parse(self, raw: str) -> Enrichment:
         try:
@@ -89,6 +150,14 @@ class OpenAICompatibleProvider(LLMProvider):
             base_url=settings.openai_base_url, api_key=key, timeout=settings.llm_timeout_s, max_retries=0
         )
 
+    def _error(self, exc: Exception) -> ProviderError:
+        import openai
+
+        if isinstance(exc, openai.APIStatusError):
+            message = f"{self.name} answered HTTP {exc.status_code}: {exc.message}"
+            return ProviderError(message, retryable=_status_retryable(exc.status_code))
+        return ProviderError(f"{self.name} unreachable: {type(exc).__name__}: {exc}", retryable=True)
+
     async def enrich(self, transcript: str) -> Enrichment:
         import openai
 
@@ -99,14 +168,28 @@ class OpenAICompatibleProvider(LLMProvider):
                 response_format={"type": "json_object"},
                 temperature=0.2,
             )
-        except openai.APIStatusError as exc:
-            raise ProviderError(
-                f"{self.name} answered HTTP {exc.status_code}: {exc.message}",
-                retryable=_status_retryable(exc.status_code),
-            ) from exc
-        except (openai.APITimeoutError, openai.APIConnectionError) as exc:
-            raise ProviderError(f"{self.name} unreachable: {exc}", retryable=True) from exc
+        except openai.OpenAIError as exc:
+            raise self._error(exc) from exc
         return self._parse(resp.choices[0].message.content or "")
+
+    async def stream_answer(self, ctx: ChatContext, usage: Usage) -> AsyncIterator[str]:
+        import openai
+
+        try:
+            stream = await self.client.chat.completions.create(
+                model=self.model,
+                messages=chat_messages(ctx),  # type: ignore[arg-type]
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+            async for chunk in stream:
+                if chunk.usage:
+                    usage.prompt_tokens = chunk.usage.prompt_tokens
+                    usage.completion_tokens = chunk.usage.completion_tokens
+                if chunk.choices and chunk.choices[0].delta.content:
+                    yield chunk.choices[0].delta.content
+        except openai.OpenAIError as exc:
+            raise self._error(exc) from exc
 
 
 class GeminiProvider(LLMProvider):
@@ -123,8 +206,6 @@ class GeminiProvider(LLMProvider):
         self.types = types
 
     async def enrich(self, transcript: str) -> Enrichment:
-        from google.genai import errors
-
         config = self.types.GenerateContentConfig(
             system_instruction=ENRICH_SYSTEM,
             response_mime_type="application/json",
@@ -133,13 +214,44 @@ class GeminiProvider(LLMProvider):
         )
         try:
             resp = await self.client.aio.models.generate_content(model=self.model, contents=transcript, config=config)
-        except errors.APIError as exc:
-            raise ProviderError(
-                f"gemini answered HTTP {exc.code}: {exc.message}", retryable=_status_retryable(int(exc.code or 500))
-            ) from exc
-        except Exception as exc:  # network errors surface as httpx(2) exceptions
-            raise ProviderError(f"gemini unreachable: {type(exc).__name__}: {exc}", retryable=True) from exc
+        except Exception as exc:
+            raise self._error(exc) from exc
         return self._parse(resp.text or "")
+
+    @staticmethod
+    def _error(exc: Exception) -> ProviderError:
+        from google.genai import errors
+
+        if isinstance(exc, errors.APIError):
+            message = f"gemini answered HTTP {exc.code}: {exc.message}"
+            return ProviderError(message, retryable=_status_retryable(int(exc.code or 500)))
+        # network errors surface as httpx(2) exceptions
+        return ProviderError(f"gemini unreachable: {type(exc).__name__}: {exc}", retryable=True)
+
+    async def stream_answer(self, ctx: ChatContext, usage: Usage) -> AsyncIterator[str]:
+        messages = chat_messages(ctx)
+        system = messages[0]["content"]
+        contents = [
+            self.types.Content(
+                role="model" if m["role"] == "assistant" else "user", parts=[self.types.Part(text=m["content"])]
+            )
+            for m in messages[1:]
+        ]
+        config = self.types.GenerateContentConfig(system_instruction=system)
+        try:
+            stream = await self.client.aio.models.generate_content_stream(
+                model=self.model, contents=contents, config=config
+            )
+            async for chunk in stream:
+                if chunk.usage_metadata:
+                    usage.prompt_tokens = chunk.usage_metadata.prompt_token_count
+                    usage.completion_tokens = chunk.usage_metadata.candidates_token_count
+                if chunk.text:
+                    yield chunk.text
+        except ProviderError:
+            raise
+        except Exception as exc:
+            raise self._error(exc) from exc
 
 
 _STOPWORDS = set(
@@ -185,6 +297,20 @@ class ExtractiveProvider(LLMProvider):
             model=self.model,
         )
 
+    async def stream_answer(self, ctx: ChatContext, usage: Usage) -> AsyncIterator[str]:
+        """Quote the best passages with their citations, and say plainly that nothing generative is configured."""
+        parts = ["No generative model is configured, so I cannot compose an answer; "]
+        if ctx.passages:
+            parts.append("these passages from your archive match your question best:\n")
+            for i, p in enumerate(ctx.passages[:3], start=1):
+                parts.append(f'\n[{i}] "{p.text}" ({p.title or "untitled"}, {_clock(p.start)}-{_clock(p.end)})')
+        else:
+            parts.append("nothing in your archive matches your question.")
+        if ctx.memories:
+            parts.append("\n\nWhat you told me before:\n" + "\n".join(f"- {m}" for m in ctx.memories[:3]))
+        for token in re.findall(r"\S+\s*|\s+", "".join(parts)):
+            yield token
+
     def _keyphrases(self, text: str, centroid: np.ndarray) -> list[str]:
         words = re.findall(r"[a-zA-Z][a-zA-Z'-]+", text.lower())
         counts: Counter[str] = Counter()
@@ -220,9 +346,25 @@ def _shorten(text: str, limit: int) -> str:
     return text[:limit].rsplit(" ", 1)[0] + "…"
 
 
-def enrichment_provider(settings: Settings, embedder: Embedder) -> LLMProvider:
+def configured_providers(settings: Settings) -> list[str]:
+    """Provider names usable with these settings, preferred first; `extractive` is always available."""
+    names = []
     if settings.gemini_api_key:
-        return GeminiProvider(settings)
+        names.append("gemini")
     if settings.openai_base_url:
+        names.append("openai")
+    return [*names, "extractive"]
+
+
+def make_provider(name: str, settings: Settings, embedder: Embedder) -> LLMProvider:
+    if name not in configured_providers(settings):
+        raise ProviderError(f"provider {name!r} is not configured", retryable=False)
+    if name == "gemini":
+        return GeminiProvider(settings)
+    if name == "openai":
         return OpenAICompatibleProvider(settings)
     return ExtractiveProvider(embedder)
+
+
+def enrichment_provider(settings: Settings, embedder: Embedder) -> LLMProvider:
+    return make_provider(configured_providers(settings)[0], settings, embedder)
