@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from api.routes import account, health, jobs, media, search
+from api.routes import account, chat, health, jobs, media, search
 from nexus.runtime import Runtime
 from nexus.settings import Settings, get_settings
 
@@ -45,4 +45,5 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(jobs.router)
     app.include_router(jobs.ws_router)
     app.include_router(search.router)
+    app.include_router(chat.router)
     return app

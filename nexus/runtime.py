@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
 from nexus.db import make_engine, resolve_database_url
+from nexus.memory import MemoryStore
 from nexus.providers.embeddings import Embedder
 from nexus.settings import Settings
 from nexus.storage import ObjectStore, make_store
@@ -43,6 +44,10 @@ class Runtime:
     def embedder(self) -> Embedder:
         """Loads the model on first use; the API needs it for queries, cpu/llm workers for chunks and tags."""
         return Embedder(self.settings)
+
+    @cached_property
+    def memory(self) -> MemoryStore:
+        return MemoryStore(self.settings, self.database_url)
 
     @property
     def client_if_connected(self) -> Client | None:

@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr | None = None
     openai_model: str | None = None
     llm_timeout_s: float = 60.0
+    # Mem0 fact extraction: None = on when a generative provider is configured (else memories are stored verbatim).
+    memory_infer: bool | None = None
 
     log_level: str = "info"
 

@@ -193,3 +193,29 @@ async def wait_stage(
         while (job := (await api.get(f"/api/jobs/{job_id}", headers=headers)).json())["stage"] not in stages:
             await asyncio.sleep(0.1)
     return job
+
+
+async def read_sse(resp: httpx.Response, stop_after: int | None = None) -> list[tuple[str, dict]]:
+    """(event, data) pairs from an SSE response, until it ends (or `stop_after` events)."""
+    import json
+
+    events: list[tuple[str, dict]] = []
+    name = "message"
+    async for line in resp.aiter_lines():
+        if line.startswith("event:"):
+            name = line[6:].strip()
+        elif line.startswith("data:"):
+            events.append((name, json.loads(line[5:])))
+            name = "message"
+            if stop_after and len(events) >= stop_after:
+                break
+    return events
+
+
+async def chat_turn(
+    api: httpx.AsyncClient, headers: dict[str, str], timeout: float = 120, **body: object
+) -> list[tuple[str, dict]]:
+    async with asyncio.timeout(timeout):
+        async with api.stream("POST", "/api/chat", json=body, headers=headers, timeout=None) as resp:
+            assert resp.status_code == 200, (await resp.aread()).decode()
+            return await read_sse(resp)

@@ -22,7 +22,9 @@ class FakeLLM:
         self.delay_s = 0.0
         self.answer = "The keeper counted seven ships [1]."  # streamed chat answer, a word per chunk
         self.chunk_delay_s = 0.0
+        self.facts: list[str] = []  # what Mem0's fact extraction gets back
         self.requests: list[dict] = []
+        self.extractions: list[dict] = []
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -38,6 +40,9 @@ class FakeLLM:
                     code = fake.fail_with.pop(0)
                     payload = {"error": {"message": f"scripted failure {code}", "type": "test", "code": code}}
                     return self._send(code, payload)
+                if "Memory Extractor" in json.dumps(body):  # Mem0's infer=True extraction call
+                    fake.extractions.append(body)
+                    return self._send(200, fake._completion(body, {"memory": [{"text": f} for f in fake.facts]}))
                 if ":streamGenerateContent" in self.path:
                     return self._stream(
                         lambda word: {"candidates": [{"content": {"role": "model", "parts": [{"text": word}]}}]},
@@ -72,23 +77,7 @@ class FakeLLM:
                     )
                 if not self.path.endswith("/chat/completions"):
                     return self._send(404, {"error": {"message": "not found"}})
-                return self._send(
-                    200,
-                    {
-                        "id": "chatcmpl-test",
-                        "object": "chat.completion",
-                        "created": 0,
-                        "model": body.get("model", "fake"),
-                        "choices": [
-                            {
-                                "index": 0,
-                                "finish_reason": "stop",
-                                "message": {"role": "assistant", "content": json.dumps(fake.content)},
-                            }
-                        ],
-                        "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
-                    },
-                )
+                return self._send(200, fake._completion(body, fake.content))
 
             def _stream(self, chunk: object, last: dict, done: bool = False) -> None:
                 self.send_response(200)
@@ -118,6 +107,24 @@ class FakeLLM:
         self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.url = f"{self.base}/v1"  # OpenAI-compatible base URL
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    @property
+    def chat_requests(self) -> list[dict]:
+        """Streamed chat generations only (not enrichment or Mem0 extraction calls)."""
+        return [r for r in self.requests if r["body"].get("stream") or "streamGenerateContent" in r["path"]]
+
+    @staticmethod
+    def _completion(body: dict, content: dict) -> dict:
+        return {
+            "id": "chatcmpl-test",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body.get("model", "fake"),
+            "choices": [
+                {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": json.dumps(content)}}
+            ],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+        }
 
     def close(self) -> None:
         self.httpd.shutdown()

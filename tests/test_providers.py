@@ -111,7 +111,7 @@ async def test_extractive_summary_and_tags_come_from_the_text() -> None:
 
 
 @pytest.mark.parametrize("make", [_gemini, _openai], ids=["gemini", "openai-compatible"])
-async def test_streaming_answers_arrive_in_pieces_with_usage(fake: FakeLLM, make) -> None:  # noqa: ANN001
+async def test_streaming_answers_arrive_in_pieces_with_usage(fake: FakeLLM, make) -> None:
     from nexus.providers.llm import ChatContext, Passage, Usage
 
     ctx = ChatContext(

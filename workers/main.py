@@ -21,19 +21,30 @@ log = logging.getLogger("nexus.worker")
 
 def workflows_for(queue: Queue) -> list[type]:
     """Workflows are orchestration only and cheap: they all run on the cpu queue."""
+    from workflows.chat import ChatTurnWorkflow
     from workflows.media import MediaPipelineWorkflow
 
-    return [MediaPipelineWorkflow] if queue is Queue.cpu else []
+    return [MediaPipelineWorkflow, ChatTurnWorkflow] if queue is Queue.cpu else []
 
 
 def activities_for(queue: Queue, runtime: Runtime) -> list[Callable[..., Any]]:
+    from activities.chat import ChatActivities
     from activities.media import MediaActivities
 
-    media = MediaActivities(runtime)
+    media, chat = MediaActivities(runtime), ChatActivities(runtime)
     by_queue: dict[Queue, list[Callable[..., Any]]] = {
-        Queue.cpu: [media.set_stage, media.fetch_media, media.fingerprint_media, media.embed_media],
+        Queue.cpu: [
+            media.set_stage,
+            media.fetch_media,
+            media.fingerprint_media,
+            media.embed_media,
+            chat.recall,
+            chat.retrieve,
+            chat.remember,
+            chat.finish,
+        ],
         Queue.gpu: [media.transcribe_media],
-        Queue.llm: [media.enrich_media],
+        Queue.llm: [media.enrich_media, chat.generate],
     }
     return [worker_info, *by_queue[queue]]
 

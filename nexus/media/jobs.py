@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
+from collections.abc import AsyncIterator
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from models import JobEvent, MediaItem, MediaJob, MediaStatus
 from models.base import utcnow
 from nexus.db import session_scope
+from nexus.eventlog import follow
 
 # Overall progress (0-100) spanned by each stage, so one bar can move through the whole pipeline.
 STAGE_SPAN: dict[MediaStatus, tuple[int, int]] = {
@@ -65,12 +66,9 @@ async def record(
         )
 
 
-async def stream_events(engine: AsyncEngine, job_id: uuid.UUID, poll_s: float = 0.1):
-    """Yield the current run's events in order, then new ones as they are written, until a terminal one.
-
-    Polls Postgres: it works wherever the API and workers run, and a reconnecting client simply starts over.
-    A run starts at its latest `pending` event (job creation or a retry), so a retried job streams the new run.
-    """
+async def stream_events(engine: AsyncEngine, job_id: uuid.UUID) -> AsyncIterator[JobEvent]:
+    """The current run's events in order, then new ones, until a terminal one. A run starts at its latest
+    `pending` event (job creation or a retry), so a retried job streams the new run."""
     from sqlalchemy import func, select
 
     async with session_scope(engine) as session:
@@ -79,19 +77,13 @@ async def stream_events(engine: AsyncEngine, job_id: uuid.UUID, poll_s: float = 
                 select(func.max(JobEvent.seq)).where(JobEvent.job_id == job_id, JobEvent.stage == MediaStatus.pending)
             )
         ).scalar_one()
-    cursor = (start or 0) - 1
-    while True:
-        async with session_scope(engine) as session:
-            if await session.get(MediaJob, job_id) is None:
-                return
-            events = (
-                await session.execute(
-                    select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.seq > cursor).order_by(JobEvent.seq)
-                )
-            ).scalars()
-            for event in events:
-                cursor = event.seq
-                yield event
-                if event.terminal:
-                    return
-        await asyncio.sleep(poll_s)
+    async for event in follow(
+        engine,
+        JobEvent,
+        MediaJob,
+        JobEvent.job_id,
+        job_id,
+        after_seq=(start or 0) - 1,
+        is_terminal=lambda e: e.terminal,
+    ):
+        yield event

@@ -1,0 +1,234 @@
+"""Chat: a turn streams its answer over SSE; conversations, personas and memories are the caller's own."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from api.deps import CurrentUser, RuntimeDep, SessionDep, TemporalDep
+from models import ChatTurn, Conversation, Message, Persona
+from nexus.chat import open_turn, start_turn, turn_events
+from nexus.identity import personal_workspace
+from nexus.providers.llm import configured_providers
+from nexus.scoping import owned_by
+from workflows.chat_types import ChainMode
+
+router = APIRouter(prefix="/api", tags=["chat"])
+
+
+class ChatRequest(BaseModel):
+    conversation_id: uuid.UUID | None = None
+    message: str = Field(max_length=8000)
+    persona_id: uuid.UUID | None = None
+    media_ids: list[uuid.UUID] | None = Field(default=None, description="restrict retrieval to these media items")
+    providers: list[str] | None = Field(default=None, max_length=4, description="gemini, openai, extractive")
+    mode: ChainMode = ChainMode.sequential
+
+
+class ConversationOut(BaseModel):
+    id: uuid.UUID
+    title: str | None
+    persona_id: uuid.UUID | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class MessageOut(BaseModel):
+    id: uuid.UUID
+    role: str
+    content: str
+    citations: list[dict[str, Any]]
+    tool_calls: list[dict[str, Any]] | None
+    provider: str | None
+    model: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    latency_ms: int | None
+    created_at: datetime
+
+
+class PersonaIn(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    instruction: str = Field(min_length=1, max_length=8000)
+
+
+class PersonaOut(PersonaIn):
+    id: uuid.UUID
+    created_at: datetime
+
+
+class MemoryOut(BaseModel):
+    id: str
+    text: str
+    created_at: str | None
+
+
+async def _owned(session: SessionDep, user: CurrentUser, model: type, obj_id: uuid.UUID, what: str) -> Any:
+    found = (await session.execute(owned_by(model, user.id).where(model.id == obj_id))).scalar_one_or_none()
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no such {what}")
+    return found
+
+
+async def owned_turn(turn_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> ChatTurn:
+    return await _owned(session, user, ChatTurn, turn_id, "chat turn")
+
+
+async def owned_conversation(conversation_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> Conversation:
+    return await _owned(session, user, Conversation, conversation_id, "conversation")
+
+
+async def owned_persona(persona_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> Persona:
+    return await _owned(session, user, Persona, persona_id, "persona")
+
+
+def _sse(event: Any) -> ServerSentEvent:
+    return ServerSentEvent(data={"attempt": event.attempt, **event.data}, event=event.kind, id=str(event.seq))
+
+
+class StartedTurn(BaseModel):
+    turn_id: uuid.UUID
+    conversation_id: uuid.UUID
+    workflow_id: str
+
+
+async def start_chat_turn(
+    body: ChatRequest, user: CurrentUser, session: SessionDep, client: TemporalDep, runtime: RuntimeDep
+) -> StartedTurn:
+    """Validate, store the user's message and start the workflow, all before the stream opens, so every
+    problem is an ordinary 4xx/5xx response rather than a broken stream."""
+    text = body.message.strip()
+    if not text:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "the message is empty")
+    available = configured_providers(runtime.settings)
+    providers = body.providers or available[:1]
+    unknown = [p for p in providers if p not in available]
+    if unknown:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            f"provider(s) not configured: {', '.join(unknown)}; available: {', '.join(available)}",
+        )
+    persona = await owned_persona(body.persona_id, user, session) if body.persona_id else None
+    if body.conversation_id:
+        conversation = await owned_conversation(body.conversation_id, user, session)
+        if persona:
+            conversation.persona_id = persona.id
+    else:
+        workspace = await personal_workspace(session, user)
+        conversation = Conversation(
+            owner_id=user.id, workspace_id=workspace.id, title=text[:80], persona_id=persona.id if persona else None
+        )
+        session.add(conversation)
+        await session.flush()
+    turn, message = await open_turn(session, user, conversation, text)
+    await session.commit()
+    try:
+        await start_turn(client, runtime, turn, text, providers, body.mode, body.media_ids)
+    except Exception as exc:
+        await session.delete(turn)
+        await session.delete(message)
+        if not body.conversation_id:
+            await session.delete(conversation)
+        await session.commit()
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"could not start the turn: {exc}") from exc
+    started = StartedTurn(turn_id=turn.id, conversation_id=conversation.id, workflow_id=turn.workflow_id)
+    await session.close()  # the stream polls with short sessions of its own
+    return started
+
+
+@router.post("/chat", response_class=EventSourceResponse)
+async def chat(
+    started: Annotated[StartedTurn, Depends(start_chat_turn)], runtime: RuntimeDep
+) -> AsyncIterator[ServerSentEvent]:
+    """Starts a turn and streams it: `turn` (ids to reconnect with), `token`s, maybe `reset` (a retried
+    generation restarts), then `final` (stored message id, citations) or `error`. Disconnecting does not
+    cancel the turn; `GET /api/chat/{turn_id}/events` replays it."""
+    yield ServerSentEvent(data=started.model_dump(mode="json"), event="turn")
+    async for event in turn_events(runtime.engine, started.turn_id):
+        yield _sse(event)
+
+
+@router.get("/chat/{turn_id}/events", response_class=EventSourceResponse)
+async def replay_turn(
+    turn: Annotated[ChatTurn, Depends(owned_turn)], session: SessionDep, runtime: RuntimeDep
+) -> AsyncIterator[ServerSentEvent]:
+    """Every event of the turn from the start (then live ones until it ends)."""
+    await session.close()
+    async for event in turn_events(runtime.engine, turn.id):
+        yield _sse(event)
+
+
+@router.get("/conversations")
+async def list_conversations(user: CurrentUser, session: SessionDep) -> list[ConversationOut]:
+    rows = await session.execute(owned_by(Conversation, user.id).order_by(Conversation.updated_at.desc()).limit(200))
+    return [ConversationOut.model_validate(c, from_attributes=True) for c in rows.scalars()]
+
+
+@router.get("/conversations/{conversation_id}/messages")
+async def conversation_messages(
+    conversation: Annotated[Conversation, Depends(owned_conversation)], session: SessionDep
+) -> list[MessageOut]:
+    rows = await session.execute(
+        select(Message).where(Message.conversation_id == conversation.id).order_by(Message.created_at)
+    )
+    return [MessageOut.model_validate(m, from_attributes=True) for m in rows.scalars()]
+
+
+@router.delete("/conversations/{conversation_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_conversation(
+    conversation: Annotated[Conversation, Depends(owned_conversation)], session: SessionDep
+) -> None:
+    await session.delete(conversation)
+
+
+@router.get("/personas")
+async def list_personas(user: CurrentUser, session: SessionDep) -> list[PersonaOut]:
+    rows = await session.execute(owned_by(Persona, user.id).order_by(Persona.created_at))
+    return [PersonaOut.model_validate(p, from_attributes=True) for p in rows.scalars()]
+
+
+@router.post("/personas", status_code=status.HTTP_201_CREATED)
+async def create_persona(body: PersonaIn, user: CurrentUser, session: SessionDep) -> PersonaOut:
+    workspace = await personal_workspace(session, user)
+    persona = Persona(owner_id=user.id, workspace_id=workspace.id, **body.model_dump())
+    session.add(persona)
+    await session.flush()
+    return PersonaOut.model_validate(persona, from_attributes=True)
+
+
+@router.get("/personas/{persona_id}")
+async def get_persona(persona: Annotated[Persona, Depends(owned_persona)]) -> PersonaOut:
+    return PersonaOut.model_validate(persona, from_attributes=True)
+
+
+@router.put("/personas/{persona_id}")
+async def update_persona(
+    body: PersonaIn, persona: Annotated[Persona, Depends(owned_persona)], session: SessionDep
+) -> PersonaOut:
+    persona.name, persona.instruction = body.name, body.instruction
+    await session.flush()
+    return PersonaOut.model_validate(persona, from_attributes=True)
+
+
+@router.delete("/personas/{persona_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_persona(persona: Annotated[Persona, Depends(owned_persona)], session: SessionDep) -> None:
+    await session.delete(persona)
+
+
+@router.get("/memories")
+async def list_memories(user: CurrentUser, runtime: RuntimeDep) -> list[MemoryOut]:
+    """What Nexus remembers about you."""
+    return [MemoryOut(id=m.id, text=m.text, created_at=m.created_at) for m in await runtime.memory.list(user.id)]
+
+
+@router.delete("/memories/{memory_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_memory(memory_id: str, user: CurrentUser, runtime: RuntimeDep) -> None:
+    if not await runtime.memory.delete(user.id, memory_id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such memory")

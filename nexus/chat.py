@@ -1,0 +1,74 @@
+"""Starting chat turns and following their events: the API's chat verbs, outside the HTTP layer."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from temporalio.client import Client
+
+from models import ChatTurn, Conversation, Message, TurnEvent, User
+from nexus.eventlog import follow
+from nexus.runtime import Runtime
+from workflows.chat import ChatTurnWorkflow
+from workflows.chat_types import ChainMode, ChatTurnInput
+from workflows.shared import chat_turn_workflow_id
+
+TERMINAL_KINDS = {"final", "error"}
+
+
+async def open_turn(
+    session: AsyncSession, user: User, conversation: Conversation, text: str
+) -> tuple[ChatTurn, Message]:
+    message = Message(conversation_id=conversation.id, owner_id=user.id, role="user", content=text)
+    session.add(message)
+    await session.flush()
+    turn_no = (
+        await session.execute(select(func.count()).where(ChatTurn.conversation_id == conversation.id))
+    ).scalar_one() + 1
+    turn = ChatTurn(
+        owner_id=user.id,
+        workspace_id=conversation.workspace_id,
+        conversation_id=conversation.id,
+        turn=turn_no,
+        workflow_id=chat_turn_workflow_id(conversation.id, turn_no),
+        user_message_id=message.id,
+    )
+    session.add(turn)
+    await session.flush()
+    return turn, message
+
+
+async def start_turn(
+    client: Client,
+    runtime: Runtime,
+    turn: ChatTurn,
+    question: str,
+    providers: list[str],
+    mode: ChainMode,
+    media_ids: list[uuid.UUID] | None,
+) -> None:
+    await client.start_workflow(
+        ChatTurnWorkflow.run,
+        ChatTurnInput(
+            turn_id=turn.id,
+            conversation_id=turn.conversation_id,
+            user_id=turn.owner_id,
+            question=question,
+            providers=providers,
+            mode=mode,
+            media_ids=media_ids,
+            queues=runtime.queues,
+        ),
+        id=turn.workflow_id,
+        task_queue=runtime.queues.workflows,
+    )
+
+
+async def turn_events(engine: AsyncEngine, turn_id: uuid.UUID) -> AsyncIterator[TurnEvent]:
+    async for event in follow(
+        engine, TurnEvent, ChatTurn, TurnEvent.turn_id, turn_id, is_terminal=lambda e: e.kind in TERMINAL_KINDS
+    ):
+        yield event

@@ -1,0 +1,138 @@
+"""Long-term memory with Mem0, embedded: vectors in our Postgres (pgvector), our local MiniLM, telemetry off.
+
+With a generative model configured Mem0 extracts facts (infer=True, bounded timeout); offline it stores what the
+user said verbatim (infer=False). Memories are keyed by the Nexus user id and only ever searched with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from nexus.db import sync_url
+from nexus.providers.models import embedding_model_path
+from nexus.settings import Settings
+
+COLLECTION = "nexus_memories"
+
+
+@dataclass
+class MemoryItem:
+    id: str
+    text: str
+    created_at: str | None
+    score: float | None = None
+
+
+class MemoryStore:
+    def __init__(self, settings: Settings, database_url: str) -> None:
+        self.settings = settings
+        self.database_url = database_url
+        self._memories: dict[tuple[Any, ...], Any] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def infer(self) -> bool:
+        s = self.settings
+        return s.memory_infer if s.memory_infer is not None else bool(s.gemini_api_key or s.openai_base_url)
+
+    def _llm_signature(self) -> tuple[Any, ...]:
+        s = self.settings
+        return (s.openai_base_url, s.openai_model, s.openai_api_key, s.gemini_api_key, s.gemini_model)
+
+    def _config(self) -> dict[str, Any]:
+        s = self.settings
+        if s.openai_base_url:
+            key = s.openai_api_key.get_secret_value() if s.openai_api_key else "unused"
+            llm = {"provider": "openai", "config": {"api_key": key, "openai_base_url": s.openai_base_url,
+                                                    "model": s.openai_model or "default"}}  # fmt: skip
+        elif s.gemini_api_key:
+            llm = {
+                "provider": "gemini",
+                "config": {"api_key": s.gemini_api_key.get_secret_value(), "model": s.gemini_model},
+            }
+        else:  # never called with infer=False, but Mem0 insists on an LLM config
+            llm = {"provider": "openai", "config": {"api_key": "unused", "model": "unused"}}
+        return {
+            "vector_store": {
+                "provider": "pgvector",
+                "config": {
+                    "connection_string": sync_url(self.database_url),
+                    "collection_name": COLLECTION,
+                    "embedding_model_dims": 384,
+                    "hnsw": True,
+                },
+            },
+            "embedder": {
+                "provider": "huggingface",
+                "config": {"model": str(embedding_model_path(s)), "embedding_dims": 384},
+            },
+            "llm": llm,
+            "history_db_path": str(s.data_dir / "mem0" / "history.db"),
+        }
+
+    def _get(self) -> Any:
+        """One Mem0 instance per LLM configuration (settings are fixed in production; tests change them)."""
+        key = self._llm_signature()
+        with self._lock:
+            if key not in self._memories:
+                os.environ["MEM0_TELEMETRY"] = "False"
+                os.environ.setdefault("MEM0_DIR", str(self.settings.data_dir / "mem0"))
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                (self.settings.data_dir / "mem0").mkdir(parents=True, exist_ok=True)
+                from mem0 import Memory
+
+                memory = Memory.from_config(self._config())
+                client = getattr(memory.llm, "client", None)
+                if client is not None and hasattr(client, "with_options"):
+                    # A silent LLM endpoint would otherwise hang fact extraction forever.
+                    memory.llm.client = client.with_options(timeout=self.settings.llm_timeout_s, max_retries=0)
+                self._memories[key] = memory
+            return self._memories[key]
+
+    @staticmethod
+    def _item(raw: dict[str, Any]) -> MemoryItem:
+        return MemoryItem(id=raw["id"], text=raw["memory"], created_at=raw.get("created_at"), score=raw.get("score"))
+
+    async def search(self, user_id: uuid.UUID, query: str, limit: int = 5) -> list[MemoryItem]:
+        def run() -> list[MemoryItem]:
+            found = self._get().search(query, filters={"user_id": str(user_id)}, top_k=limit, threshold=0.3)
+            return [self._item(r) for r in found.get("results", [])]
+
+        return await asyncio.to_thread(run)
+
+    async def add(self, user_id: uuid.UUID, text: str, metadata: dict[str, str]) -> int:
+        def run() -> int:
+            result = self._get().add(
+                [{"role": "user", "content": text}], user_id=str(user_id), metadata=metadata, infer=self.infer
+            )
+            return len(result.get("results", []))
+
+        return await asyncio.to_thread(run)
+
+    async def list(self, user_id: uuid.UUID, limit: int = 100) -> list[MemoryItem]:
+        def run() -> list[MemoryItem]:
+            found = self._get().get_all(filters={"user_id": str(user_id)}, top_k=limit)
+            return [self._item(r) for r in found.get("results", [])]
+
+        return await asyncio.to_thread(run)
+
+    async def delete(self, user_id: uuid.UUID, memory_id: str) -> bool:
+        """False when the memory does not exist or is someone else's (callers answer 404 either way)."""
+
+        def run() -> bool:
+            memory = self._get()
+            try:
+                found = memory.get(memory_id)
+            except Exception:
+                return False
+            if not found or found.get("user_id") != str(user_id):
+                return False
+            memory.delete(memory_id)
+            return True
+
+        return await asyncio.to_thread(run)

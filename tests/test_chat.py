@@ -1,0 +1,257 @@
+"""Chat turns end to end: real Temporal, Postgres, Mem0; LLMs are loopback servers speaking their protocols."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from nexus.db import session_scope
+from nexus.identity import create_user, issue_api_key
+from nexus.runtime import Runtime
+from tests.conftest import MakeAccount, chat_turn, follow_job, overridden, read_sse
+from tests.fake_llm import FakeLLM
+from tests.harness import LiveServer
+
+
+@dataclass
+class Archive:
+    headers: dict[str, str]
+    media: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+async def archive(runtime: Runtime, live_api: LiveServer, clips: dict[str, Path]) -> Archive:
+    async with session_scope(runtime.engine) as session:
+        user = await create_user(session, f"chat-{uuid.uuid4().hex[:8]}@example.test")
+        token = (await issue_api_key(session, user)).token
+    headers = {"Authorization": f"Bearer {token}"}
+    media = {}
+    async with httpx.AsyncClient(base_url=live_api.url, timeout=60) as api:
+        for name in ("a_wav", "b_wav"):
+            with clips[name].open("rb") as fh:
+                resp = await api.post("/api/media/upload", files={"file": (clips[name].name, fh)}, headers=headers)
+            events = await follow_job(api, headers, resp.json()["job_id"])
+            assert events[-1]["stage"] == "completed"
+            media[name] = resp.json()["media_id"]
+    return Archive(headers, media)
+
+
+@pytest.fixture
+def llm(runtime: Runtime) -> Iterator[FakeLLM]:
+    fake = FakeLLM()
+    with overridden(runtime.settings, openai_base_url=fake.url, openai_model="fake-model"):
+        yield fake
+    fake.close()
+
+
+def _answer(events: list[tuple[str, dict]]) -> str:
+    text = ""
+    for kind, data in events:
+        if kind == "reset":
+            text = ""
+        elif kind == "token":
+            text += data["text"]
+    return text
+
+
+async def test_offline_turn_quotes_passages_with_citations_and_is_stored(
+    api: httpx.AsyncClient, archive: Archive
+) -> None:
+    events = await chat_turn(api, archive.headers, message="How many ships did the lighthouse keeper count?")
+    kinds = [k for k, _ in events]
+    assert kinds[0] == "turn" and kinds[-1] == "final" and "token" in kinds
+    turn, final = events[0][1], events[-1][1]
+    answer = _answer(events)
+    assert answer == final["content"] and answer.startswith("No generative model is configured")
+    assert "lighthouse" in answer.lower()
+    cited = final["citations"][0]
+    assert cited["media_id"] == archive.media["a_wav"] and 0 <= cited["start"] < cited["end"] <= 10
+    assert final["provider"] == "extractive"
+
+    messages = (await api.get(f"/api/conversations/{turn['conversation_id']}/messages", headers=archive.headers)).json()
+    assert [m["role"] for m in messages] == ["user", "assistant"]
+    assert messages[1]["id"] == final["message_id"] and messages[1]["citations"] == final["citations"]
+    convs = (await api.get("/api/conversations", headers=archive.headers)).json()
+    assert turn["conversation_id"] in [c["id"] for c in convs]
+
+
+async def test_tokens_stream_in_order_while_the_model_generates(
+    api: httpx.AsyncClient, archive: Archive, llm: FakeLLM
+) -> None:
+    llm.answer = "Seven ships passed the harbor at dawn, according to the keeper [1]."
+    llm.chunk_delay_s = 0.1
+    arrivals: list[tuple[str, float]] = []
+    loop = asyncio.get_running_loop()
+    async with api.stream(
+        "POST", "/api/chat", json={"message": "How many ships?", "providers": ["openai"]}, headers=archive.headers
+    ) as resp:
+        async for line in resp.aiter_lines():
+            if line.startswith("event:"):
+                arrivals.append((line[6:].strip(), loop.time()))
+    kinds = [k for k, _ in arrivals]
+    assert kinds.count("token") >= 3 and kinds[-1] == "final"
+    first_token = next(t for k, t in arrivals if k == "token")
+    assert arrivals[-1][1] - first_token > 0.3  # tokens arrived while generation was still running
+    prompt = str(llm.chat_requests[-1]["body"])
+    assert "lighthouse" in prompt.lower() and "How many ships?" in prompt  # retrieved context reached the model
+
+
+async def test_disconnect_does_not_cancel_and_reconnect_replays_from_the_start(
+    api: httpx.AsyncClient, archive: Archive, llm: FakeLLM
+) -> None:
+    llm.answer = "one two three four five six seven eight nine ten"
+    llm.chunk_delay_s = 0.15
+    async with api.stream(
+        "POST", "/api/chat", json={"message": "count to ten", "providers": ["openai"]}, headers=archive.headers
+    ) as resp:
+        first = await read_sse(resp, stop_after=2)  # the turn ids and a first token, then hang up
+    turn_id = first[0][1]["turn_id"]
+    assert first[1][0] == "token"
+    async with api.stream("GET", f"/api/chat/{turn_id}/events", headers=archive.headers) as resp:
+        replay = await read_sse(resp)
+    assert replay[-1][0] == "final" and _answer(replay) == llm.answer
+    messages = (
+        await api.get(f"/api/conversations/{first[0][1]['conversation_id']}/messages", headers=archive.headers)
+    ).json()
+    assert [m["role"] for m in messages] == ["user", "assistant"]  # stored exactly once
+
+
+async def test_sequential_and_parallel_chains(api: httpx.AsyncClient, archive: Archive, llm: FakeLLM) -> None:
+    events = await chat_turn(
+        api, archive.headers, message="What did the keeper do?", providers=["extractive", "openai"], mode="sequential"
+    )
+    final = events[-1][1]
+    assert final["content"] == llm.answer  # the last provider's answer
+    assert [r["provider"] for r in final["results"]] == ["extractive", "openai-compatible"]
+    assert "A previous assistant drafted" in str(llm.chat_requests[-1]["body"])  # fed the first answer to the second
+    assert "No generative model is configured" in str(llm.chat_requests[-1]["body"])
+
+    events = await chat_turn(
+        api, archive.headers, message="What did the keeper do?", providers=["openai", "extractive"], mode="parallel"
+    )
+    final = events[-1][1]
+    assert {r["provider"] for r in final["results"]} == {"openai-compatible", "extractive"}
+    assert llm.answer in final["content"] and "No generative model is configured" in final["content"]
+    token_providers = {d["provider"] for k, d in events if k == "token"}
+    assert token_providers == {"openai-compatible", "extractive"}
+
+
+async def test_provider_errors_fail_the_turn_with_a_reason_or_retry(
+    api: httpx.AsyncClient, archive: Archive, llm: FakeLLM
+) -> None:
+    llm.fail_with = [401]
+    events = await chat_turn(api, archive.headers, message="hello?", providers=["openai"])
+    assert events[-1][0] == "error" and "HTTP 401" in events[-1][1]["message"]
+
+    llm.fail_with = [503]
+    events = await chat_turn(api, archive.headers, message="hello again?", providers=["openai"])
+    assert events[-1][0] == "final" and events[-1][1]["content"] == llm.answer
+
+
+async def test_bad_chat_requests_get_clear_4xx(api: httpx.AsyncClient, archive: Archive) -> None:
+    for body, code, fragment in [
+        ({"message": "  "}, 400, "empty"),
+        ({"message": "hi", "providers": ["gemini"]}, 400, "not configured"),
+        ({"message": "hi", "conversation_id": str(uuid.uuid4())}, 404, "no such conversation"),
+        ({"message": "hi", "persona_id": str(uuid.uuid4())}, 404, "no such persona"),
+        ({"message": "x" * 8001}, 422, ""),
+    ]:
+        resp = await api.post("/api/chat", json=body, headers=archive.headers)
+        assert resp.status_code == code and fragment in str(resp.json()["detail"]), (body, resp.text)
+
+
+async def test_personas_reach_the_prompt(api: httpx.AsyncClient, archive: Archive, llm: FakeLLM) -> None:
+    created = await api.post(
+        "/api/personas", json={"name": "Pirate", "instruction": "Speak like a pirate."}, headers=archive.headers
+    )
+    assert created.status_code == 201
+    persona = created.json()
+    updated = await api.put(
+        f"/api/personas/{persona['id']}",
+        json={"name": "Pirate", "instruction": "Speak like a pirate, matey."},
+        headers=archive.headers,
+    )
+    assert updated.json()["instruction"].endswith("matey.")
+    await chat_turn(api, archive.headers, message="Ahoy?", providers=["openai"], persona_id=persona["id"])
+    assert "Speak like a pirate, matey." in str(llm.chat_requests[-1]["body"])
+    assert (await api.delete(f"/api/personas/{persona['id']}", headers=archive.headers)).status_code == 204
+    assert (await api.get(f"/api/personas/{persona['id']}", headers=archive.headers)).status_code == 404
+
+
+async def _memories(api: httpx.AsyncClient, headers: dict[str, str], containing: str, timeout: float = 60) -> list:
+    async with asyncio.timeout(timeout):
+        while True:
+            found = [m for m in (await api.get("/api/memories", headers=headers)).json() if containing in m["text"]]
+            if found:
+                return found
+            await asyncio.sleep(0.3)
+
+
+async def test_memory_is_recalled_later_is_private_and_can_be_deleted(
+    api: httpx.AsyncClient, make_account: MakeAccount, llm: FakeLLM
+) -> None:
+    alice, bob = await make_account(), await make_account()
+    # With a generative model configured, Mem0 extracts facts (infer=True) through it.
+    llm.facts = ["The user's sister Ingrid lives in Trondheim."]
+    await chat_turn(api, alice.headers, message="Please remember that my sister Ingrid lives in Trondheim.")
+    memory = (await _memories(api, alice.headers, "Trondheim"))[0]
+    assert memory["text"] == llm.facts[0] and llm.extractions
+    llm.facts = []
+
+    # A later turn, in a new conversation, recalls it: the offline answerer lists it, the model gets it.
+    events = await chat_turn(api, alice.headers, message="Which city does my sister live in?", providers=["extractive"])
+    assert "Trondheim" in events[-1][1]["content"]
+    await chat_turn(api, alice.headers, message="Which city does my sister live in?", providers=["openai"])
+    assert "Ingrid lives in Trondheim" in str(llm.chat_requests[-1]["body"])
+
+    # Bob's turns never see Alice's memories, not even in the prompt sent to the model.
+    await chat_turn(api, bob.headers, message="Which city does my sister live in?", providers=["openai"])
+    assert "Trondheim" not in str(llm.chat_requests[-1]["body"])
+    assert all("Trondheim" not in m["text"] for m in (await api.get("/api/memories", headers=bob.headers)).json())
+    assert (await api.delete(f"/api/memories/{memory['id']}", headers=bob.headers)).status_code == 404
+
+    assert (await api.delete(f"/api/memories/{memory['id']}", headers=alice.headers)).status_code == 204
+    assert all(m["id"] != memory["id"] for m in (await api.get("/api/memories", headers=alice.headers)).json())
+    events = await chat_turn(api, alice.headers, message="Which city does my sister live in?", providers=["openai"])
+    assert "Trondheim" not in str(llm.chat_requests[-1]["body"])
+
+
+async def test_conversations_and_turns_are_private(
+    api: httpx.AsyncClient, archive: Archive, make_account: MakeAccount
+) -> None:
+    events = await chat_turn(api, archive.headers, message="What was baked?")
+    ids = events[0][1]
+    stranger = await make_account()
+    for method, path in [
+        ("GET", f"/api/conversations/{ids['conversation_id']}/messages"),
+        ("DELETE", f"/api/conversations/{ids['conversation_id']}"),
+        ("GET", f"/api/chat/{ids['turn_id']}/events"),
+    ]:
+        assert (await api.request(method, path, headers=stranger.headers)).status_code == 404
+    resp = await api.post(
+        "/api/chat", json={"message": "hi", "conversation_id": ids["conversation_id"]}, headers=stranger.headers
+    )
+    assert resp.status_code == 404
+    assert (await api.get("/api/conversations", headers=stranger.headers)).json() == []
+    # Retrieval is scoped too: the stranger's offline answer finds nothing of the archive's clips.
+    events = await chat_turn(api, stranger.headers, message="What was baked?")
+    assert "nothing in your archive matches" in events[-1][1]["content"]
+    assert events[-1][1]["citations"] == []
+
+    assert (
+        await api.delete(f"/api/conversations/{ids['conversation_id']}", headers=archive.headers)
+    ).status_code == 204
+    assert (await api.get(f"/api/chat/{ids['turn_id']}/events", headers=archive.headers)).status_code == 404
+
+
+async def test_offline_memory_stores_what_the_user_said(api: httpx.AsyncClient, make_account: MakeAccount) -> None:
+    me = await make_account()
+    await chat_turn(api, me.headers, message="I keep three beehives in my garden.")
+    stored = await _memories(api, me.headers, "beehives")
+    assert stored[0]["text"] == "I keep three beehives in my garden."  # infer=False: verbatim

@@ -1,0 +1,98 @@
+"""ChatTurnWorkflow: memory + retrieval (concurrently) -> streamed generation on the llm queue -> memory add.
+
+One workflow per turn (id `chat-<conversation>-<turn>`). The HTTP request only starts it and then reads
+the turn's events, so a client that disconnects does not cancel the turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.chat import ChatActivities
+    from workflows.chat_types import ChatTurnInput, FinishTurn, GenerateInput, RecallInput, RememberInput, RetrieveInput
+    from workflows.media import failure_reason
+    from workflows.shared import DB_RETRY, NETWORK_RETRY, SA_USER_ID
+
+# Provider calls: 5xx/timeouts retry with backoff (library retries are off); 4xx come back non-retryable.
+GENERATION_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=20),
+    maximum_attempts=5,
+    non_retryable_error_types=["BadInput"],
+)
+
+
+@workflow.defn(name="ChatTurn")
+class ChatTurnWorkflow:
+    @workflow.run
+    async def run(self, inp: ChatTurnInput) -> str:
+        workflow.upsert_search_attributes([SA_USER_ID.value_set(str(inp.user_id))])
+        q = inp.queues
+        try:
+            memories, passages = await asyncio.gather(
+                workflow.execute_activity_method(
+                    ChatActivities.recall,
+                    RecallInput(user_id=inp.user_id, query=inp.question),
+                    task_queue=q.cpu,
+                    start_to_close_timeout=timedelta(seconds=60),
+                    retry_policy=NETWORK_RETRY,
+                ),
+                workflow.execute_activity_method(
+                    ChatActivities.retrieve,
+                    RetrieveInput(user_id=inp.user_id, query=inp.question, media_ids=inp.media_ids),
+                    task_queue=q.cpu,
+                    start_to_close_timeout=timedelta(seconds=60),
+                    retry_policy=NETWORK_RETRY,
+                ),
+            )
+            result = await workflow.execute_activity_method(
+                ChatActivities.generate,
+                GenerateInput(
+                    turn_id=inp.turn_id,
+                    question=inp.question,
+                    memories=memories,
+                    passages=passages,
+                    providers=inp.providers,
+                    mode=inp.mode,
+                ),
+                task_queue=q.llm,
+                start_to_close_timeout=timedelta(minutes=10),
+                heartbeat_timeout=timedelta(seconds=10),
+                retry_policy=GENERATION_RETRY,
+            )
+        except ActivityError as err:
+            reason = failure_reason(err)
+            await self._finish(inp, "failed", reason)
+            raise ApplicationError(f"chat turn failed: {reason}", type="TurnFailed", non_retryable=True) from err
+
+        # The answer is stored and streamed; remembering is off its critical path and may fail without harm.
+        try:
+            await workflow.execute_activity_method(
+                ChatActivities.remember,
+                RememberInput(
+                    user_id=inp.user_id, conversation_id=inp.conversation_id, turn_id=inp.turn_id, text=inp.question
+                ),
+                task_queue=q.cpu,
+                start_to_close_timeout=timedelta(minutes=2),
+                retry_policy=NETWORK_RETRY,
+            )
+        except ActivityError as err:
+            workflow.logger.warning("memory add failed: %s", failure_reason(err))
+        await self._finish(inp, "completed")
+        return str(result.message_id)
+
+    async def _finish(self, inp: ChatTurnInput, status: str, error: str | None = None) -> None:
+        await workflow.execute_activity_method(
+            ChatActivities.finish,
+            FinishTurn(turn_id=inp.turn_id, status=status, error=error),
+            task_queue=inp.queues.cpu,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=DB_RETRY,
+        )

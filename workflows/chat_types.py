@@ -1,0 +1,65 @@
+"""Inputs and outputs of the chat turn workflow and its activities."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+
+from pydantic import BaseModel, Field
+
+from nexus.providers.llm import Passage
+from workflows.shared import TaskQueues
+
+
+class ChainMode(enum.StrEnum):
+    sequential = "sequential"  # each provider improves the previous one's answer
+    parallel = "parallel"  # all providers answer at once; every result is kept
+
+
+class ChatTurnInput(BaseModel):
+    turn_id: uuid.UUID
+    conversation_id: uuid.UUID
+    user_id: uuid.UUID
+    question: str
+    providers: list[str]
+    mode: ChainMode = ChainMode.sequential
+    media_ids: list[uuid.UUID] | None = None
+    queues: TaskQueues
+
+
+class RecallInput(BaseModel):
+    user_id: uuid.UUID
+    query: str
+
+
+class RetrieveInput(BaseModel):
+    user_id: uuid.UUID
+    query: str
+    media_ids: list[uuid.UUID] | None = None
+
+
+class GenerateInput(BaseModel):
+    turn_id: uuid.UUID
+    question: str
+    memories: list[str] = Field(default_factory=list)
+    passages: list[Passage] = Field(default_factory=list)
+    providers: list[str]
+    mode: ChainMode
+
+
+class GenerateResult(BaseModel):
+    message_id: uuid.UUID
+    reused: bool
+
+
+class RememberInput(BaseModel):
+    user_id: uuid.UUID
+    conversation_id: uuid.UUID
+    turn_id: uuid.UUID
+    text: str
+
+
+class FinishTurn(BaseModel):
+    turn_id: uuid.UUID
+    status: str
+    error: str | None = None
