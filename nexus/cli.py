@@ -252,6 +252,43 @@ def search_cmd(
     console.print(table)
 
 
+@app.command()
+def chat(
+    message: Annotated[str, typer.Argument(help="Your question or message.")],
+    conversation: Annotated[str | None, typer.Option(help="Continue this conversation id.")] = None,
+    provider: Annotated[list[str] | None, typer.Option(help="gemini, openai or extractive (repeatable).")] = None,
+    mode: Annotated[str, typer.Option(help="sequential or parallel, for several providers.")] = "sequential",
+) -> None:
+    """Ask your archive; the answer streams as it is generated, then its citations."""
+    from nexus.client import ApiError
+
+    body = {"message": message, "conversation_id": conversation, "providers": provider or None, "mode": mode}
+    out = Console(highlight=False)
+    final: dict = {}
+    try:
+        for kind, data in _client().sse("POST", "/api/chat", json=body):
+            if kind == "token":
+                out.print(data["text"], end="", markup=False)
+            elif kind == "reset":
+                out.print(f"\n[yellow]({data.get('reason', 'retrying')})[/]")
+            elif kind == "final":
+                final = data
+            elif kind == "error":
+                out.print(f"\n[red]{data.get('message')}")
+                raise typer.Exit(1)
+            elif kind == "turn":
+                conversation = data["conversation_id"]
+    except ApiError as exc:
+        console.print(f"[red]{exc}")
+        raise typer.Exit(1) from exc
+    out.print()
+    for i, c in enumerate(final.get("citations", []), start=1):
+        start, end = c["start"], c["end"]
+        out.print(f"[dim][{i}] {c.get('title') or c['media_id']} {int(start // 60)}:{int(start % 60):02d}-"
+                  f"{int(end // 60)}:{int(end % 60):02d}[/]")  # fmt: skip
+    out.print(f"[dim]conversation {conversation}[/]")
+
+
 @media_app.command("list")
 def media_list(
     status: Annotated[str | None, typer.Option(help="Filter by status.")] = None,

@@ -53,10 +53,22 @@ class NexusClient:
         return self.request("POST", "/api/media/process", json={"source": "url", "url": target, "title": title})
 
     def events(self, job_id: str) -> Iterator[dict]:
-        with self.http.stream("GET", f"/api/jobs/{job_id}/events", timeout=None) as resp:
-            if resp.status_code >= 400:
-                resp.read()
-                self._check(resp)
-            for line in resp.iter_lines():
-                if line.startswith("data:"):
-                    yield json.loads(line[5:])
+        for _, data in self.sse("GET", f"/api/jobs/{job_id}/events"):
+            yield data
+
+    def sse(self, method: str, path: str, **kw: Any) -> Iterator[tuple[str, dict]]:
+        """(event name, data) pairs of a server-sent event stream."""
+        try:
+            with self.http.stream(method, path, timeout=None, **kw) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    self._check(resp)
+                name = "message"
+                for line in resp.iter_lines():
+                    if line.startswith("event:"):
+                        name = line[6:].strip()
+                    elif line.startswith("data:"):
+                        yield name, json.loads(line[5:])
+                        name = "message"
+        except httpx.ConnectError as exc:
+            raise ApiError(f"cannot reach the API at {self.http.base_url}: is `nexus up` running?") from exc

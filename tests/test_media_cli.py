@@ -43,6 +43,13 @@ async def test_ingest_wait_and_list(
     code, out = await _nexus(env, "search", "sourdough flour")
     assert code == 0 and "Bread by CLI" in out and "keyword" in out, out
 
+    code, out = await _nexus(env, "chat", "What do you need for sourdough?")
+    assert code == 0 and "No generative model is configured" in out and "Bread by CLI" in out, out
+    assert "conversation " in out
+
+    code, out = await _nexus(env, "chat", "hello", "--provider", "gemini")
+    assert code == 1 and "not configured" in out
+
     code, out = await _nexus(env, "ingest", str(clips["text"]))
     assert code == 1 and "HTTP 415" in out and "not a readable audio/video file" in out
 
