@@ -18,6 +18,7 @@ from temporalio.exceptions import ApplicationError
 from models import ChatTurn, Conversation, Message, Persona, TurnEvent
 from models.base import utcnow
 from nexus.db import session_scope
+from nexus.eventlog import notify
 from nexus.providers.llm import ChatContext, LLMProvider, Passage, ProviderError, Usage, make_provider
 from nexus.runtime import Runtime
 from nexus.search import SearchFilters, search
@@ -52,6 +53,7 @@ class ChatActivities:
     async def _event(self, turn_id: uuid.UUID, kind: str, data: dict, attempt: int = 1) -> None:
         async with session_scope(self.rt.engine) as session:
             session.add(TurnEvent(turn_id=turn_id, kind=kind, attempt=attempt, data=data))
+            await notify(session, turn_id)
 
     @activity.defn(name="chat.recall")
     async def recall(self, inp: RecallInput) -> list[str]:
@@ -86,6 +88,7 @@ class ChatActivities:
             )
             if inp.status == "failed":
                 session.add(TurnEvent(turn_id=inp.turn_id, kind="error", data={"message": inp.error}))
+                await notify(session, inp.turn_id)
 
     @activity.defn(name="chat.generate")
     async def generate(self, inp: GenerateInput) -> GenerateResult:
@@ -184,6 +187,7 @@ class ChatActivities:
                         },
                     )
                 )
+                await notify(session, turn.id)
         except IntegrityError:  # a racing attempt stored it first: exactly one answer either way
             async with session_scope(self.rt.engine) as session:
                 stored = (await session.execute(select(Message.id).where(Message.turn_id == turn.id))).scalar_one()

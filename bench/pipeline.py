@@ -15,16 +15,13 @@ import asyncio
 import os
 import random
 import signal
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import start_stack
 
 SENTENCES = [
     "The river carried melted snow from the mountains down to the quiet valley.",
@@ -40,12 +37,6 @@ SENTENCES = [
     "The library will extend its opening hours during the examination period.",
     "A sudden storm delayed the ferry, so the passengers waited in the harbor cafe.",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_clips(n: int, out: Path, seed: int = 0) -> list[Path]:
@@ -108,27 +99,6 @@ def through_stack(clips: list[Path]) -> tuple[float, list[float]]:
             raise SystemExit(f"{clip.name}: {final['stage']}: {final.get('message')}")
         per_clip.append(time.perf_counter() - started)
     return sum(per_clip), per_clip
-
-
-def start_stack(data_dir: Path) -> subprocess.Popen[bytes]:
-    ports = {k: str(free_port()) for k in ("API", "TEMPORAL", "TEMPORAL_UI", "TEMPORAL_HTTP", "TEMPORAL_METRICS")}
-    os.environ.update({f"NEXUS_{k}_PORT": v for k, v in ports.items()})
-    os.environ["NEXUS_DATA_DIR"] = str(data_dir)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "nexus.cli", "up"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    import httpx
-
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{ports['API']}/health/ready", timeout=5).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    proc.kill()
-    raise SystemExit("the stack did not become ready")
 
 
 def main() -> None:

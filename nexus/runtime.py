@@ -62,4 +62,7 @@ class Runtime:
         return self._client
 
     async def close(self) -> None:
+        from nexus.eventlog import close_listeners
+
+        await close_listeners()
         await self.engine.dispose()

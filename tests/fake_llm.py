@@ -34,15 +34,16 @@ class FakeLLM:
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 fake.requests.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
+                # never scripted to fail: it runs after an answer, racing whatever a test does next
+                if "Memory Extractor" in json.dumps(body):  # Mem0's infer=True extraction call
+                    fake.extractions.append(body)
+                    return self._send(200, fake._completion(body, {"memory": [{"text": f} for f in fake.facts]}))
                 if fake.delay_s:
                     time.sleep(fake.delay_s)
                 if fake.fail_with:
                     code = fake.fail_with.pop(0)
                     payload = {"error": {"message": f"scripted failure {code}", "type": "test", "code": code}}
                     return self._send(code, payload)
-                if "Memory Extractor" in json.dumps(body):  # Mem0's infer=True extraction call
-                    fake.extractions.append(body)
-                    return self._send(200, fake._completion(body, {"memory": [{"text": f} for f in fake.facts]}))
                 if ":streamGenerateContent" in self.path:
                     return self._stream(
                         lambda word: {"candidates": [{"content": {"role": "model", "parts": [{"text": word}]}}]},

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from models import JobEvent, MediaItem, MediaJob, MediaStatus
 from models.base import utcnow
 from nexus.db import session_scope
-from nexus.eventlog import follow
+from nexus.eventlog import follow, notify
 
 # Overall progress (0-100) spanned by each stage, so one bar can move through the whole pipeline.
 STAGE_SPAN: dict[MediaStatus, tuple[int, int]] = {
@@ -64,6 +64,7 @@ async def record(
         session.add(
             JobEvent(job_id=job_id, stage=stage, progress=progress, terminal=terminal, message=error or message)
         )
+        await notify(session, job_id)
 
 
 async def stream_events(engine: AsyncEngine, job_id: uuid.UUID) -> AsyncIterator[JobEvent]:
