@@ -91,11 +91,12 @@ def worker(
 @app.command()
 def migrate() -> None:
     """Apply database migrations (and register search attributes on an external Temporal)."""
-    from nexus.db import resolve_database_url
+    from nexus.db import database_url_for_command
     from nexus.migrate import upgrade
 
     settings = get_settings()
-    upgrade(resolve_database_url(settings))
+    with database_url_for_command(settings) as url:
+        upgrade(url)
     console.print("[green]database is at the latest revision")
     if not settings.embedded_temporal:
         from nexus.stack import _register_search_attributes
@@ -312,14 +313,15 @@ def media_list(
 
 @asynccontextmanager
 async def _session() -> AsyncIterator[AsyncSession]:
-    from nexus.db import get_engine, session_scope
+    from nexus.db import database_url_for_command, make_engine, session_scope
 
-    engine = get_engine()
-    try:
-        async with session_scope(engine) as session:
-            yield session
-    finally:
-        await engine.dispose()
+    with database_url_for_command(get_settings()) as url:
+        engine = make_engine(url, pool_size=1)
+        try:
+            async with session_scope(engine) as session:
+                yield session
+        finally:
+            await engine.dispose()
 
 
 if __name__ == "__main__":

