@@ -1,4 +1,4 @@
-"""Chat turn activities: recall (Mem0), retrieve (hybrid search), generate (streamed, persisted once), remember.
+"""Chat turn activities: context (Mem0 memories + hybrid retrieval), generate (streamed, persisted once), remember.
 
 Tokens go to the `turn_events` table as they are produced, so any API process can stream them to the client.
 A retried generation first writes a `reset` event: clients drop the partial text and follow the new attempt.
@@ -24,12 +24,12 @@ from nexus.runtime import Runtime
 from nexus.search import SearchFilters, search
 from workflows.chat_types import (
     ChainMode,
+    ContextInput,
     FinishTurn,
     GenerateInput,
     GenerateResult,
-    RecallInput,
     RememberInput,
-    RetrieveInput,
+    TurnContext,
 )
 
 FLUSH_S = 0.05
@@ -55,12 +55,11 @@ class ChatActivities:
             session.add(TurnEvent(turn_id=turn_id, kind=kind, attempt=attempt, data=data))
             await notify(session, turn_id)
 
-    @activity.defn(name="chat.recall")
-    async def recall(self, inp: RecallInput) -> list[str]:
-        return [m.text for m in await self.rt.memory.search(inp.user_id, inp.query)]
-
-    @activity.defn(name="chat.retrieve")
-    async def retrieve(self, inp: RetrieveInput) -> list[Passage]:
+    @activity.defn(name="chat.context")
+    async def context(self, inp: ContextInput) -> TurnContext:
+        """Memories, then passages: one activity, one embedding of the question (cached), no CPU contention
+        between two concurrent model calls on a small machine."""
+        memories = [m.text for m in await self.rt.memory.search(inp.user_id, inp.query)]
         async with session_scope(self.rt.engine) as session:
             hits = await search(
                 session,
@@ -70,9 +69,10 @@ class ChatActivities:
                 limit=CONTEXT_PASSAGES,
                 filters=SearchFilters(media_ids=inp.media_ids),
             )
-        return [
+        passages = [
             Passage(media_id=str(h.media_id), title=h.title, start=h.start_s, end=h.end_s, text=h.text) for h in hits
         ]
+        return TurnContext(memories=memories, passages=passages)
 
     @activity.defn(name="chat.remember")
     async def remember(self, inp: RememberInput) -> int:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nexus.db import sync_url
+from nexus.providers.embeddings import Embedder
 from nexus.providers.models import embedding_model_path
 from nexus.settings import Settings
 
@@ -28,10 +29,25 @@ class MemoryItem:
     score: float | None = None
 
 
+class _SharedEmbedding:
+    """Mem0's embedder interface over Nexus's own model: one model in memory, and a question embedded once per
+    turn (memory search and retrieval hit the same query cache)."""
+
+    def __init__(self, embedder: Embedder) -> None:
+        self.embedder = embedder
+
+    def embed(self, text: str, memory_action: str | None = None) -> list[float]:
+        return self.embedder.embed_query(text)
+
+    def embed_batch(self, texts: list[str], memory_action: str = "add") -> list[list[float]]:
+        return [v.tolist() for v in self.embedder.embed(list(texts))]
+
+
 class MemoryStore:
-    def __init__(self, settings: Settings, database_url: str) -> None:
+    def __init__(self, settings: Settings, database_url: str, embedder: Embedder) -> None:
         self.settings = settings
         self.database_url = database_url
+        self.embedder = embedder
         self._memories: dict[tuple[Any, ...], Any] = {}
         self._lock = threading.Lock()
 
@@ -87,6 +103,7 @@ class MemoryStore:
                 from mem0 import Memory
 
                 memory = Memory.from_config(self._config())
+                memory.embedding_model = _SharedEmbedding(self.embedder)
                 client = getattr(memory.llm, "client", None)
                 if client is not None and hasattr(client, "with_options"):
                     # A silent LLM endpoint would otherwise hang fact extraction forever.

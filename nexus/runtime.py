@@ -47,7 +47,7 @@ class Runtime:
 
     @cached_property
     def memory(self) -> MemoryStore:
-        return MemoryStore(self.settings, self.database_url)
+        return MemoryStore(self.settings, self.database_url, self.embedder)
 
     @property
     def client_if_connected(self) -> Client | None:

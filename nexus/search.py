@@ -132,7 +132,7 @@ async def search(
     legs: dict[str, list[Hit]] = {}
     if mode in (SearchMode.hybrid, SearchMode.semantic):
         if vector is None:
-            vector = (await asyncio.to_thread(embedder.embed, [query]))[0].tolist()
+            vector = await asyncio.to_thread(embedder.embed_query, query)
         legs["semantic"] = await _semantic(session, vector, where, params, candidates)
     if mode in (SearchMode.hybrid, SearchMode.keyword):
         legs["keyword"] = await _keyword(session, query, where, params, candidates)

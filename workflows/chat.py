@@ -1,4 +1,4 @@
-"""ChatTurnWorkflow: memory + retrieval (concurrently) -> streamed generation on the llm queue -> memory add.
+"""ChatTurnWorkflow: memory + retrieval -> streamed generation on the llm queue -> memory add.
 
 One workflow per turn (id `chat-<conversation>-<turn>`). The HTTP request only starts it and then reads
 the turn's events, so a client that disconnects does not cancel the turn.
@@ -6,7 +6,6 @@ the turn's events, so a client that disconnects does not cancel the turn.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
@@ -15,7 +14,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.chat import ChatActivities
-    from workflows.chat_types import ChatTurnInput, FinishTurn, GenerateInput, RecallInput, RememberInput, RetrieveInput
+    from workflows.chat_types import ChatTurnInput, ContextInput, FinishTurn, GenerateInput, RememberInput
     from workflows.media import failure_reason
     from workflows.shared import DB_RETRY, NETWORK_RETRY, SA_USER_ID
 
@@ -36,29 +35,20 @@ class ChatTurnWorkflow:
         workflow.upsert_search_attributes([SA_USER_ID.value_set(str(inp.user_id))])
         q = inp.queues
         try:
-            memories, passages = await asyncio.gather(
-                workflow.execute_activity_method(
-                    ChatActivities.recall,
-                    RecallInput(user_id=inp.user_id, query=inp.question),
-                    task_queue=q.cpu,
-                    start_to_close_timeout=timedelta(seconds=60),
-                    retry_policy=NETWORK_RETRY,
-                ),
-                workflow.execute_activity_method(
-                    ChatActivities.retrieve,
-                    RetrieveInput(user_id=inp.user_id, query=inp.question, media_ids=inp.media_ids),
-                    task_queue=q.cpu,
-                    start_to_close_timeout=timedelta(seconds=60),
-                    retry_policy=NETWORK_RETRY,
-                ),
+            context = await workflow.execute_activity_method(
+                ChatActivities.context,
+                ContextInput(user_id=inp.user_id, query=inp.question, media_ids=inp.media_ids),
+                task_queue=q.cpu,
+                start_to_close_timeout=timedelta(seconds=60),
+                retry_policy=NETWORK_RETRY,
             )
             result = await workflow.execute_activity_method(
                 ChatActivities.generate,
                 GenerateInput(
                     turn_id=inp.turn_id,
                     question=inp.question,
-                    memories=memories,
-                    passages=passages,
+                    memories=context.memories,
+                    passages=context.passages,
                     providers=inp.providers,
                     mode=inp.mode,
                 ),

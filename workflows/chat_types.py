@@ -27,15 +27,17 @@ class ChatTurnInput(BaseModel):
     queues: TaskQueues
 
 
-class RecallInput(BaseModel):
-    user_id: uuid.UUID
-    query: str
-
-
-class RetrieveInput(BaseModel):
+class ContextInput(BaseModel):
     user_id: uuid.UUID
     query: str
     media_ids: list[uuid.UUID] | None = None
+
+
+class TurnContext(BaseModel):
+    """What the model gets besides the question: the user's memories and the best passages of their archive."""
+
+    memories: list[str] = Field(default_factory=list)
+    passages: list[Passage] = Field(default_factory=list)
 
 
 class GenerateInput(BaseModel):

@@ -35,8 +35,17 @@ class Embedder:
         with _lock:
             return _load(self.path)
 
+    def embed_query(self, text: str) -> list[float]:
+        """One query's vector, cached: a chat turn embeds its question once for memory search and retrieval."""
+        return _cached_query(self, text)
+
     def embed(self, texts: list[str]) -> np.ndarray:
         """Blocking; returns an (n, dims) float32 array of unit vectors."""
         if not texts:
             return np.zeros((0, 384), dtype=np.float32)
         return self._model().encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+
+
+@lru_cache(maxsize=512)
+def _cached_query(embedder: Embedder, text: str) -> list[float]:
+    return embedder.embed([text])[0].tolist()
