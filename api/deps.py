@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
 from models import User
-from nexus.db import session_maker
+from nexus.db import session_scope
 from nexus.identity import authenticate_api_key
 from nexus.runtime import Runtime
 
@@ -25,13 +25,8 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
     """One transaction per request: committed when the handler returns, rolled back if it raises."""
-    async with session_maker(runtime.engine)() as session:
-        try:
-            yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
+    async with session_scope(runtime.engine) as session:
+        yield session
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]

@@ -219,3 +219,22 @@ async def chat_turn(
         async with api.stream("POST", "/api/chat", json=body, headers=headers, timeout=None) as resp:
             assert resp.status_code == 200, (await resp.aread()).decode()
             return await read_sse(resp)
+
+
+async def account_with_clips(
+    runtime: Runtime, base_url: str, clips: dict[str, Path], names: list[str], prefix: str
+) -> tuple[dict[str, str], dict[str, str]]:
+    """A new user whose archive holds `names` clips, fully processed: (auth headers, clip name -> media id)."""
+    async with session_scope(runtime.engine) as session:
+        user = await create_user(session, f"{prefix}-{uuid.uuid4().hex[:8]}@example.test")
+        token = (await issue_api_key(session, user)).token
+    headers = {"Authorization": f"Bearer {token}"}
+    media = {}
+    async with httpx.AsyncClient(base_url=base_url, timeout=60) as api:
+        for name in names:
+            with clips[name].open("rb") as fh:
+                resp = await api.post("/api/media/upload", files={"file": (clips[name].name, fh)}, headers=headers)
+            events = await follow_job(api, headers, resp.json()["job_id"])
+            assert events[-1]["stage"] == "completed", events[-1]
+            media[name] = resp.json()["media_id"]
+    return headers, media

@@ -11,10 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from nexus.db import session_scope
-from nexus.identity import create_user, issue_api_key
 from nexus.runtime import Runtime
-from tests.conftest import MakeAccount, chat_turn, follow_job, overridden, read_sse
+from tests.conftest import MakeAccount, account_with_clips, chat_turn, overridden, read_sse
 from tests.fake_llm import FakeLLM
 from tests.harness import LiveServer
 
@@ -27,19 +25,7 @@ class Archive:
 
 @pytest.fixture(scope="module")
 async def archive(runtime: Runtime, live_api: LiveServer, clips: dict[str, Path]) -> Archive:
-    async with session_scope(runtime.engine) as session:
-        user = await create_user(session, f"chat-{uuid.uuid4().hex[:8]}@example.test")
-        token = (await issue_api_key(session, user)).token
-    headers = {"Authorization": f"Bearer {token}"}
-    media = {}
-    async with httpx.AsyncClient(base_url=live_api.url, timeout=60) as api:
-        for name in ("a_wav", "b_wav"):
-            with clips[name].open("rb") as fh:
-                resp = await api.post("/api/media/upload", files={"file": (clips[name].name, fh)}, headers=headers)
-            events = await follow_job(api, headers, resp.json()["job_id"])
-            assert events[-1]["stage"] == "completed"
-            media[name] = resp.json()["media_id"]
-    return Archive(headers, media)
+    return Archive(*await account_with_clips(runtime, live_api.url, clips, ["a_wav", "b_wav"], "chat"))
 
 
 @pytest.fixture

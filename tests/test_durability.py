@@ -26,6 +26,21 @@ from tests.test_media_pipeline import _upload
 from workflows.shared import TaskQueues
 
 
+def _isolated(runtime: Runtime, database_url: str, client: Client, **env: str) -> tuple[Runtime, dict[str, str]]:
+    """A runtime on task queues of its own, and the environment for worker processes serving them, so a test
+    can SIGKILL those workers without touching the session's in-process ones."""
+    settings = runtime.settings.model_copy(update={"task_queue_prefix": f"iso-{uuid.uuid4().hex[:8]}"})
+    isolated = Runtime(
+        settings=settings,
+        engine=runtime.engine,
+        store=runtime.store,
+        queues=TaskQueues.from_prefix(settings.task_queue_prefix),
+        database_url=database_url,
+        _client=client,
+    )
+    return isolated, nexus_env(settings, database_url) | env
+
+
 def _worker(env: dict[str, str], *queues: str) -> subprocess.Popen[bytes]:
     args = [sys.executable, "-m", "nexus.cli", "worker"]
     for q in queues:
@@ -42,17 +57,7 @@ async def test_worker_killed_mid_transcription_is_retried_with_one_transcript(
     clips: dict[str, Path],
     temporal_client: Client,
 ) -> None:
-    # Workers in separate processes on queues of their own, so the test can SIGKILL one.
-    settings = runtime.settings.model_copy(update={"task_queue_prefix": f"kill-{uuid.uuid4().hex[:8]}"})
-    env = nexus_env(settings, database_url)
-    isolated = Runtime(
-        settings=settings,
-        engine=runtime.engine,
-        store=runtime.store,
-        queues=TaskQueues.from_prefix(settings.task_queue_prefix),
-        database_url=database_url,
-        _client=temporal_client,
-    )
+    isolated, env = _isolated(runtime, database_url, temporal_client)
     me = await make_account()
     async with session_scope(runtime.engine) as session:
         workspace = await personal_workspace(session, me.user)
@@ -134,15 +139,8 @@ async def test_worker_killed_mid_generation_retries_and_stores_one_answer(
     fake = FakeLLM()
     fake.answer = " ".join(f"word{i}" for i in range(16))
     fake.chunk_delay_s = 0.3
-    settings = runtime.settings.model_copy(update={"task_queue_prefix": f"killchat-{uuid.uuid4().hex[:8]}"})
-    env = nexus_env(settings, database_url) | {"NEXUS_OPENAI_BASE_URL": fake.url, "NEXUS_OPENAI_MODEL": "fake"}
-    isolated = Runtime(
-        settings=settings,
-        engine=runtime.engine,
-        store=runtime.store,
-        queues=TaskQueues.from_prefix(settings.task_queue_prefix),
-        database_url=database_url,
-        _client=temporal_client,
+    isolated, env = _isolated(
+        runtime, database_url, temporal_client, NEXUS_OPENAI_BASE_URL=fake.url, NEXUS_OPENAI_MODEL="fake"
     )
     me = await make_account()
     async with session_scope(runtime.engine) as session:

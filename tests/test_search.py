@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
-from nexus.db import session_scope
-from nexus.identity import create_user, issue_api_key
 from nexus.runtime import Runtime
-from tests.conftest import follow_job
+from tests.conftest import account_with_clips
 from tests.harness import LiveServer
 
 
@@ -24,20 +21,7 @@ class Library:
 
 @pytest.fixture(scope="module")
 async def library(runtime: Runtime, live_api: LiveServer, clips: dict[str, Path]) -> Library:
-    async with session_scope(runtime.engine) as session:
-        user = await create_user(session, f"search-{uuid.uuid4().hex[:8]}@example.test")
-        token = (await issue_api_key(session, user)).token
-    headers = {"Authorization": f"Bearer {token}"}
-    media = {}
-    async with httpx.AsyncClient(base_url=live_api.url, timeout=60) as api:
-        for name in ("a_wav", "b_wav", "c_webm"):
-            with clips[name].open("rb") as fh:
-                resp = await api.post("/api/media/upload", files={"file": (clips[name].name, fh)}, headers=headers)
-            submitted = resp.json()
-            events = await follow_job(api, headers, submitted["job_id"])
-            assert events[-1]["stage"] == "completed"
-            media[name] = submitted["media_id"]
-    return Library(headers, media)
+    return Library(*await account_with_clips(runtime, live_api.url, clips, ["a_wav", "b_wav", "c_webm"], "search"))
 
 
 async def _search(api: httpx.AsyncClient, lib: Library, query: str, **body: object) -> list[dict]:

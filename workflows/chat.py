@@ -9,23 +9,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.chat import ChatActivities
     from workflows.chat_types import ChatTurnInput, ContextInput, FinishTurn, GenerateInput, RememberInput
     from workflows.media import failure_reason
-    from workflows.shared import DB_RETRY, NETWORK_RETRY, SA_USER_ID
-
-# Provider calls: 5xx/timeouts retry with backoff (library retries are off); 4xx come back non-retryable.
-GENERATION_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=20),
-    maximum_attempts=5,
-    non_retryable_error_types=["BadInput"],
-)
+    from workflows.shared import DB_RETRY, NETWORK_RETRY, PROVIDER_RETRY, SA_USER_ID
 
 
 @workflow.defn(name="ChatTurn")
@@ -35,10 +25,11 @@ class ChatTurnWorkflow:
         workflow.upsert_search_attributes([SA_USER_ID.value_set(str(inp.user_id))])
         q = inp.queues
         try:
-            context = await workflow.execute_activity_method(
+            # A local activity: it runs in this (cpu) worker without a round trip through the server, which
+            # matters on a path measured in milliseconds; it is still recorded in history and retried.
+            context = await workflow.execute_local_activity_method(
                 ChatActivities.context,
                 ContextInput(user_id=inp.user_id, query=inp.question, media_ids=inp.media_ids),
-                task_queue=q.cpu,
                 start_to_close_timeout=timedelta(seconds=60),
                 retry_policy=NETWORK_RETRY,
             )
@@ -55,7 +46,7 @@ class ChatTurnWorkflow:
                 task_queue=q.llm,
                 start_to_close_timeout=timedelta(minutes=10),
                 heartbeat_timeout=timedelta(seconds=10),
-                retry_policy=GENERATION_RETRY,
+                retry_policy=PROVIDER_RETRY,
             )
         except ActivityError as err:
             reason = failure_reason(err)
@@ -79,10 +70,9 @@ class ChatTurnWorkflow:
         return str(result.message_id)
 
     async def _finish(self, inp: ChatTurnInput, status: str, error: str | None = None) -> None:
-        await workflow.execute_activity_method(
+        await workflow.execute_local_activity_method(
             ChatActivities.finish,
             FinishTurn(turn_id=inp.turn_id, status=status, error=error),
-            task_queue=inp.queues.cpu,
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=DB_RETRY,
         )

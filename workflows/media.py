@@ -111,10 +111,10 @@ class MediaPipelineWorkflow:
     async def _enter(self, inp: MediaPipelineInput, stage: str, error: str | None = None) -> None:
         self.stage = stage
         workflow.upsert_search_attributes([SA_STAGE.value_set(stage)])
-        await workflow.execute_activity_method(
+        # Bookkeeping runs as a local activity in this worker: no server round trip per stage change.
+        await workflow.execute_local_activity_method(
             MediaActivities.set_stage,
             StageUpdate(job_id=inp.job_id, stage=stage, error=error),
-            task_queue=inp.queues.cpu,
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=DB_RETRY,
         )

@@ -75,6 +75,16 @@ COMPUTE_RETRY = RetryPolicy(
     non_retryable_error_types=["BadInput"],
 )
 
+# LLM generation: 5xx/timeouts retry with backoff (the libraries' own retries are off, so every attempt is in
+# history); 4xx/auth errors come back as non-retryable ApplicationErrors.
+PROVIDER_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=20),
+    maximum_attempts=5,
+    non_retryable_error_types=["BadInput"],
+)
+
 # Bookkeeping writes to Postgres: cheap, retry patiently (the database may be restarting).
 DB_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200),
