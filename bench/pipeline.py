@@ -23,19 +23,59 @@ from pathlib import Path
 
 from common import start_stack
 
-SENTENCES = [
-    "The river carried melted snow from the mountains down to the quiet valley.",
-    "Engineers tested the new bridge with trucks full of gravel before opening it.",
-    "A small bakery on the corner sells bread that is still warm at six in the morning.",
-    "The orchestra rehearsed the second movement until the strings were perfectly in tune.",
-    "Satellites measure the temperature of the oceans and send the data back every hour.",
-    "Our team reviewed the budget and decided to postpone the new office until spring.",
-    "The museum opened an exhibition about ancient maps and the sailors who drew them.",
-    "Farmers planted barley in the northern fields because the soil drains quickly there.",
-    "The doctor explained that regular sleep matters as much as diet and exercise.",
-    "Volunteers cleaned the beach and collected three hundred kilograms of plastic.",
-    "The library will extend its opening hours during the examination period.",
-    "A sudden storm delayed the ferry, so the passengers waited in the harbor cafe.",
+SUBJECTS = [
+    "The engineer",
+    "A farmer",
+    "Our neighbour",
+    "The teacher",
+    "A young pilot",
+    "The museum guide",
+    "My grandmother",
+    "The ferry captain",
+    "A tired student",
+    "The city council",
+    "The baker",
+    "A journalist",
+]
+VERBS = [
+    "repaired",
+    "painted",
+    "described",
+    "photographed",
+    "measured",
+    "carried",
+    "ordered",
+    "cleaned",
+    "borrowed",
+    "forgot",
+    "examined",
+    "delivered",
+]
+OBJECTS = [
+    "an old wooden bridge",
+    "the red tractor",
+    "a map of the northern islands",
+    "three crates of apples",
+    "the broken church clock",
+    "a letter from the mayor",
+    "the blue sailing boat",
+    "a basket of fresh bread",
+    "the school library",
+    "a heavy iron kettle",
+    "the harbour lighthouse",
+    "a box of paper lanterns",
+]
+WHEN = [
+    "on Monday morning",
+    "before the storm",
+    "after the long winter",
+    "during the festival",
+    "at midnight",
+    "last summer",
+    "in the early spring",
+    "while it was raining",
+    "just before lunch",
+    "on the first of May",
 ]
 
 
@@ -44,7 +84,12 @@ def make_clips(n: int, out: Path, seed: int = 0) -> list[Path]:
     clips = []
     for i in range(n):
         rng = random.Random(seed + i)
-        text = " ".join(rng.choice(SENTENCES) for _ in range(14 + 6 * (i % 3)))  # ~60-110 s of speech
+        # Varied sentences: repetitive text makes Whisper fall back to sampling, and timings to scatter.
+        count = 16 + 6 * (i % 3)  # ~60-110 s of speech
+        text = " ".join(
+            f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(OBJECTS)} {rng.choice(WHEN)}."
+            for _ in range(count)
+        )
         wav = out / f"clip{i}.wav"
         subprocess.run(["espeak-ng", "-s", "150", "-w", str(wav), text], check=True, capture_output=True)
         mp3 = out / f"clip{i}.mp3"
