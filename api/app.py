@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from api.access_log import AccessLog
 from api.routes import account, chat, health, jobs, media, search
 from nexus.runtime import Runtime
 from nexus.settings import Settings, get_settings
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         allow_methods=["*"],
         allow_headers=["*"],
     )
+    app.add_middleware(AccessLog)
     app.include_router(health.router)
     app.include_router(account.router)
     app.include_router(media.router)

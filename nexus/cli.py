@@ -68,6 +68,7 @@ def api() -> None:
         host=settings.api_host,
         port=settings.api_port,
         log_level=settings.log_level,
+        access_log=False,  # it prints query strings, and WebSocket clients pass keys as ?token=; see api/access_log
         timeout_graceful_shutdown=3,
     )
 

@@ -241,3 +241,22 @@ async def test_offline_memory_stores_what_the_user_said(api: httpx.AsyncClient, 
     await chat_turn(api, me.headers, message="I keep three beehives in my garden.")
     stored = await _memories(api, me.headers, "beehives")
     assert stored[0]["text"] == "I keep three beehives in my garden."  # infer=False: verbatim
+
+
+async def test_a_whole_turn_through_gemini(
+    api: httpx.AsyncClient, archive: Archive, llm: FakeLLM, runtime: Runtime
+) -> None:
+    from pydantic import SecretStr
+
+    # memory_infer off: Mem0's own Gemini client cannot be pointed at a loopback server.
+    with overridden(
+        runtime.settings, gemini_api_key=SecretStr("test-key"), gemini_base_url=llm.base, memory_infer=False
+    ):
+        events = await chat_turn(api, archive.headers, message="How many ships?", providers=["gemini"])
+    final = events[-1][1]
+    assert events[-1][0] == "final" and final["content"] == llm.answer and final["provider"] == "gemini"
+    assert ":streamGenerateContent" in llm.chat_requests[-1]["path"]
+    messages = (
+        await api.get(f"/api/conversations/{events[0][1]['conversation_id']}/messages", headers=archive.headers)
+    ).json()
+    assert messages[-1]["prompt_tokens"] == 42 and messages[-1]["completion_tokens"] == 7

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
 import httpx
+import pytest
 
 from tests.conftest import MakeAccount
 
@@ -74,3 +77,17 @@ async def test_one_user_cannot_see_or_touch_anothers_resources(
     bob_ws = (await api.get("/api/workspaces", headers=bob.headers)).json()
     assert len(alice_ws) == 1 and alice_ws[0]["role"] == "owner"
     assert {w["id"] for w in alice_ws}.isdisjoint({w["id"] for w in bob_ws})
+
+
+async def test_keys_never_reach_the_logs(
+    api: httpx.AsyncClient, make_account: MakeAccount, caplog: pytest.LogCaptureFixture
+) -> None:
+    account = await make_account()
+    with caplog.at_level(logging.DEBUG):
+        await api.get("/api/me", headers=account.headers)
+        await api.get(f"/api/me?token={account.token}")
+        await api.get("/api/apikeys", headers=account.headers)
+    # The test's own HTTP client logs its URLs; everything else here is the server side.
+    server = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith(("httpx", "httpcore")))
+    assert "GET /api/me 401" in server  # requests are logged...
+    assert account.token.split("_")[-1] not in server  # ...without credentials or query strings

@@ -1,0 +1,35 @@
+"""Request logging without query strings: browsers pass the API key as `?token=` on WebSockets, and keys must
+never reach a log. (uvicorn's own access log prints full URLs, so `nexus api` turns it off.)"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+log = logging.getLogger("nexus.access")
+
+
+class AccessLog:
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [0]
+
+        async def capture(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            elif message["type"] == "websocket.accept":
+                status[0] = 101
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            method = scope.get("method", "WS")
+            log.info("%s %s %s %.0f ms", method, scope["path"], status[0], (time.perf_counter() - started) * 1000)
