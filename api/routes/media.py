@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile, status
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
+from sqlalchemy import any_, func, select
 
 from api.deps import CurrentUser, RuntimeDep, SessionDep, TemporalDep
 from models import MediaItem, MediaStatus, SourceType, TranscriptSegment
@@ -185,7 +185,7 @@ async def list_media(
     if status_:
         query = query.where(MediaItem.status == status_)
     if tag:
-        query = query.where(MediaItem.tags.any(tag.lower()))
+        query = query.where(any_(MediaItem.tags) == tag.lower())
     if source_type:
         query = query.where(MediaItem.source_type == source_type)
     if q:
