@@ -140,6 +140,7 @@ class MediaActivities:
                         media.source_url or "",
                         tmp,
                         max_bytes=max_bytes,
+                        allow_private=settings.allow_private_urls,
                         on_progress=lambda done, total: progress(0.9 * done / total if total else 0.0),
                     )
 

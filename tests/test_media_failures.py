@@ -233,3 +233,14 @@ async def test_delete_cancels_a_running_workflow(
     desc = await temporal_client.get_workflow_handle(submitted["workflow_id"]).describe()
     assert desc.status is not None and desc.status.name in ("CANCELED", "FAILED")
     assert (await api.get(f"/api/media/{submitted['media_id']}", headers=me.headers)).status_code == 404
+
+
+def test_media_urls_a_page_points_to_are_checked_too() -> None:
+    from nexus.media import BadInput
+    from nexus.media.fetch import check_url, media_urls
+
+    info = {"url": "http://10.1.2.3/clip.mp4", "requested_formats": [{"url": "http://127.0.0.1/audio.m4a"}]}
+    assert media_urls(info) == ["http://10.1.2.3/clip.mp4", "http://127.0.0.1/audio.m4a"]
+    for media_url in media_urls(info):
+        with pytest.raises(BadInput, match="private or local address"):
+            check_url(media_url, allow_private=False)

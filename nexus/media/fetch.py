@@ -115,8 +115,24 @@ class TransientFetchError(Exception):
     """Network trouble or a 5xx: worth retrying."""
 
 
-def download(url: str, dest_dir: Path, *, max_bytes: int, on_progress: Callable[[int, int | None], None]) -> Path:
-    """Download with yt-dlp (direct files, HTML pages with <video>/<audio>, and every site yt-dlp knows)."""
+def media_urls(info: dict) -> list[str]:
+    """Every URL yt-dlp chose to download for this media (the page may point anywhere)."""
+    urls = [info.get("url")] + [f.get("url") for f in info.get("requested_formats") or []]
+    return [u for u in urls if u]
+
+
+def download(
+    url: str,
+    dest_dir: Path,
+    *,
+    max_bytes: int,
+    allow_private: bool,
+    on_progress: Callable[[int, int | None], None],
+) -> Path:
+    """Download with yt-dlp (direct files, HTML pages with <video>/<audio>, and every site yt-dlp knows).
+
+    Extraction and download are split so the media URLs a page points to pass the same address check as the
+    page itself: a public page embedding `http://10.0.0.5/x.mp4` is refused too."""
     import yt_dlp
 
     def hook(d: dict) -> None:
@@ -140,7 +156,10 @@ def download(url: str, dest_dir: Path, *, max_bytes: int, on_progress: Callable[
     }
     try:
         with yt_dlp.YoutubeDL(opts) as ydl:
-            ydl.extract_info(url, download=True)
+            info = ydl.extract_info(url, download=False)
+            for media_url in media_urls(info):
+                check_url(media_url, allow_private=allow_private)
+            ydl.process_ie_result(info, download=True)
     except yt_dlp.utils.DownloadError as exc:
         message = str(exc).replace("ERROR: ", "")
         lowered = message.lower()
