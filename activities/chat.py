@@ -83,6 +83,8 @@ class ChatActivities:
     @activity.defn(name="chat.finish")
     async def finish(self, inp: FinishTurn) -> None:
         async with session_scope(self.rt.engine) as session:
+            if await session.get(ChatTurn, inp.turn_id) is None:
+                return  # the conversation was deleted meanwhile: nothing left to mark
             await session.execute(
                 update(ChatTurn).where(ChatTurn.id == inp.turn_id).values(status=inp.status, error=inp.error)
             )

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from temporalio.client import Client, WorkflowFailureError
 
 from nexus.runtime import Runtime
 from tests.conftest import MakeAccount, account_with_clips, chat_turn, overridden, read_sse
@@ -260,3 +261,22 @@ async def test_a_whole_turn_through_gemini(
         await api.get(f"/api/conversations/{events[0][1]['conversation_id']}/messages", headers=archive.headers)
     ).json()
     assert messages[-1]["prompt_tokens"] == 42 and messages[-1]["completion_tokens"] == 7
+
+
+async def test_deleting_a_conversation_mid_turn_ends_the_turn_cleanly(
+    api: httpx.AsyncClient, archive: Archive, llm: FakeLLM, temporal_client: Client
+) -> None:
+    llm.answer = " ".join(f"w{i}" for i in range(30))
+    llm.chunk_delay_s = 0.1
+    async with api.stream(
+        "POST", "/api/chat", json={"message": "long answer please", "providers": ["openai"]}, headers=archive.headers
+    ) as resp:
+        first = await read_sse(resp, stop_after=2)
+    ids = first[0][1]
+    deleted = await api.delete(f"/api/conversations/{ids['conversation_id']}", headers=archive.headers)
+    assert deleted.status_code == 204
+    handle = temporal_client.get_workflow_handle(ids["workflow_id"])
+    async with asyncio.timeout(60):
+        with pytest.raises(WorkflowFailureError) as failure:
+            await handle.result()  # fails fast (non-retryable), not after a storm of retries
+    assert "deleted" in str(failure.value.cause)

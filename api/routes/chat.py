@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, Field
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from api.deps import CurrentUser, RuntimeDep, SessionDep, TemporalDep
 from models import ChatTurn, Conversation, Message, Persona
@@ -127,8 +128,14 @@ async def start_chat_turn(
         )
         session.add(conversation)
         await session.flush()
-    turn, message = await open_turn(session, user, conversation, text)
-    await session.commit()
+    try:
+        turn, message = await open_turn(session, user, conversation, text)
+        await session.commit()
+    except IntegrityError as exc:  # two turns raced for the same number in one conversation
+        await session.rollback()
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, "another message to this conversation is being started; send again"
+        ) from exc
     try:
         await start_turn(client, runtime, turn, text, providers, body.mode, body.media_ids)
     except Exception as exc:
