@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import func, select, update
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -238,8 +238,8 @@ class MediaActivities:
             ).all()
         passages = chunk_segments([(r[0], r[1], r[2]) for r in rows])
         vectors = await asyncio.to_thread(self.embedder.embed, [p.text for p in passages])
+        # Like the transcript: one transaction, and the (media_id, idx) unique key stops a racing attempt.
         async with session_scope(self.rt.engine) as session:
-            await session.execute(delete(MediaChunk).where(MediaChunk.media_id == media.id))
             for i, (passage, vector) in enumerate(zip(passages, vectors, strict=True)):
                 session.add(
                     MediaChunk(
