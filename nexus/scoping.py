@@ -10,6 +10,7 @@ import uuid
 from typing import TypeVar
 
 from sqlalchemy import Select, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import WorkspaceMember
 from models.base import OwnedModel
@@ -20,3 +21,8 @@ M = TypeVar("M", bound=OwnedModel)
 def owned_by(model: type[M], user_id: uuid.UUID) -> Select[tuple[M]]:
     member_of = select(WorkspaceMember.workspace_id).where(WorkspaceMember.user_id == user_id)
     return select(model).where(or_(model.owner_id == user_id, model.workspace_id.in_(member_of)))
+
+
+async def get_owned(session: AsyncSession, model: type[M], user_id: uuid.UUID, obj_id: uuid.UUID) -> M | None:
+    """One row by id, only if `user_id` may see it (None otherwise, so callers answer 404 either way)."""
+    return (await session.execute(owned_by(model, user_id).where(model.id == obj_id))).scalar_one_or_none()

@@ -18,7 +18,7 @@ from models import ChatTurn, Conversation, Message, Persona
 from nexus.chat import open_turn, start_turn, turn_events
 from nexus.identity import personal_workspace
 from nexus.providers.llm import configured_providers
-from nexus.scoping import owned_by
+from nexus.scoping import get_owned, owned_by
 from workflows.chat_types import ChainMode
 
 router = APIRouter(prefix="/api", tags=["chat"])
@@ -72,7 +72,7 @@ class MemoryOut(BaseModel):
 
 
 async def _owned(session: SessionDep, user: CurrentUser, model: type, obj_id: uuid.UUID, what: str) -> Any:
-    found = (await session.execute(owned_by(model, user.id).where(model.id == obj_id))).scalar_one_or_none()
+    found = await get_owned(session, model, user.id, obj_id)
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no such {what}")
     return found

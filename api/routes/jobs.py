@@ -13,10 +13,11 @@ from pydantic import BaseModel
 
 from api.deps import CurrentUser, RuntimeDep, SessionDep, TemporalDep
 from models import JobEvent, MediaJob, MediaStatus
-from nexus.db import session_maker
+from nexus.db import session_scope
 from nexus.identity import authenticate_api_key
 from nexus.media.jobs import stream_events
-from nexus.media.service import cancel, get_owned_job, is_running, retry
+from nexus.media.service import cancel, is_running, retry
+from nexus.scoping import get_owned
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 ws_router = APIRouter(tags=["jobs"])
@@ -51,7 +52,7 @@ class EventOut(BaseModel):
 
 async def owned_job(job_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> MediaJob:
     """Resolved before the handler runs, so even a streaming route answers 404 instead of starting a stream."""
-    job = await get_owned_job(session, user, job_id)
+    job = await get_owned(session, MediaJob, user.id, job_id)
     if job is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such job")
     return job
@@ -96,10 +97,9 @@ async def job_status_ws(websocket: WebSocket, job_id: uuid.UUID) -> None:
     runtime = websocket.app.state.runtime
     auth = websocket.headers.get("authorization", "")
     token = auth[7:] if auth.lower().startswith("bearer ") else websocket.query_params.get("token", "")
-    async with session_maker(runtime.engine)() as session:
+    async with session_scope(runtime.engine) as session:
         user = await authenticate_api_key(session, token)
-        job = await get_owned_job(session, user, job_id) if user else None
-        await session.commit()
+        job = await get_owned(session, MediaJob, user.id, job_id) if user else None
     if user is None:
         await websocket.close(code=4401, reason="invalid or missing API key")
         return

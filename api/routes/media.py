@@ -20,8 +20,8 @@ from nexus.identity import personal_workspace
 from nexus.media import BadInput
 from nexus.media.fetch import check_url, validate_media
 from nexus.media.jobs import media_prefix
-from nexus.media.service import create_job, delete_media, get_owned_media, latest_job, start_pipeline
-from nexus.scoping import owned_by
+from nexus.media.service import create_job, delete_media, latest_job, start_pipeline
+from nexus.scoping import get_owned, owned_by
 
 router = APIRouter(prefix="/api/media", tags=["media"])
 UPLOAD_CHUNK = 1024 * 1024
@@ -198,7 +198,7 @@ async def list_media(
 
 @router.get("/{media_id}")
 async def get_media(media_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> MediaDetail:
-    media = await get_owned_media(session, user, media_id)
+    media = await get_owned(session, MediaItem, user.id, media_id)
     if media is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such media item")
     segments = (
@@ -223,7 +223,7 @@ async def get_media(media_id: uuid.UUID, user: CurrentUser, session: SessionDep)
 async def remove_media(
     media_id: uuid.UUID, user: CurrentUser, session: SessionDep, client: TemporalDep, runtime: RuntimeDep
 ) -> None:
-    media = await get_owned_media(session, user, media_id)
+    media = await get_owned(session, MediaItem, user.id, media_id)
     if media is None or media.owner_id != user.id:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such media item")
     await delete_media(client, runtime, session, media)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from models import JobEvent, MediaItem, MediaJob, MediaStatus
@@ -70,8 +70,6 @@ async def record(
 async def stream_events(engine: AsyncEngine, job_id: uuid.UUID) -> AsyncIterator[JobEvent]:
     """The current run's events in order, then new ones, until a terminal one. A run starts at its latest
     `pending` event (job creation or a retry), so a retried job streams the new run."""
-    from sqlalchemy import func, select
-
     async with session_scope(engine) as session:
         start = (
             await session.execute(

@@ -11,11 +11,10 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
-from models import JobEvent, MediaItem, MediaJob, MediaStatus, User
+from models import JobEvent, MediaItem, MediaJob, MediaStatus
 from models.base import utcnow
 from nexus.media.jobs import media_prefix, record
 from nexus.runtime import Runtime
-from nexus.scoping import owned_by
 from workflows.media import MediaPipelineWorkflow
 from workflows.media_types import MediaPipelineInput
 from workflows.shared import SA_MEDIA_ID, SA_STAGE, SA_USER_ID, media_workflow_id
@@ -49,14 +48,6 @@ async def start_pipeline(client: Client, runtime: Runtime, media: MediaItem, job
             ]
         ),
     )
-
-
-async def get_owned_media(session: AsyncSession, user: User, media_id: uuid.UUID) -> MediaItem | None:
-    return (await session.execute(owned_by(MediaItem, user.id).where(MediaItem.id == media_id))).scalar_one_or_none()
-
-
-async def get_owned_job(session: AsyncSession, user: User, job_id: uuid.UUID) -> MediaJob | None:
-    return (await session.execute(owned_by(MediaJob, user.id).where(MediaJob.id == job_id))).scalar_one_or_none()
 
 
 async def latest_job(session: AsyncSession, media_id: uuid.UUID) -> MediaJob | None:
