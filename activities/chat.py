@@ -1,222 +1,39 @@
-"""Chat turn activities: context (Mem0 memories + hybrid retrieval), generate (streamed, persisted once), remember.
-
-Tokens go to the `turn_events` table as they are produced, so any API process can stream them to the client.
-A retried generation first writes a `reset` event: clients drop the partial text and follow the new attempt.
-"""
+"""Chat turn activities: thin adapters over `nexus.chat.generation` (heartbeats, attempt number, error types)."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-import uuid
-
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
-from models import ChatTurn, Conversation, Message, Persona, TurnEvent
-from models.base import utcnow
-from nexus.db import session_scope
-from nexus.eventlog import notify
-from nexus.providers.llm import ChatContext, LLMProvider, Passage, ProviderError, Usage, make_provider
+from activities.support import heartbeating, provider_failure
+from nexus.chat import generation
+from nexus.chat.contracts import ContextInput, FinishTurn, GenerateInput, GenerateResult, RememberInput, TurnContext
+from nexus.llm.providers import ProviderError
 from nexus.runtime import Runtime
-from nexus.search import SearchFilters, search
-from workflows.chat_types import (
-    ChainMode,
-    ContextInput,
-    FinishTurn,
-    GenerateInput,
-    GenerateResult,
-    RememberInput,
-    TurnContext,
-)
-
-FLUSH_S = 0.05
-HISTORY_MESSAGES = 10
-CONTEXT_PASSAGES = 5
-
-
-def citations_for(answer: str, passages: list[Passage]) -> list[dict]:
-    """Passages the answer cites as [n]; when it cites none explicitly, every passage it was given."""
-    cited = [p for i, p in enumerate(passages, start=1) if f"[{i}]" in answer] or passages
-    return [
-        {"media_id": p.media_id, "title": p.title, "start": p.start, "end": p.end, "snippet": p.text[:300]}
-        for p in cited
-    ]
 
 
 class ChatActivities:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
 
-    async def _event(self, turn_id: uuid.UUID, kind: str, data: dict, attempt: int = 1) -> None:
-        async with session_scope(self.rt.engine) as session:
-            session.add(TurnEvent(turn_id=turn_id, kind=kind, attempt=attempt, data=data))
-            await notify(session, turn_id)
-
     @activity.defn(name="chat.context")
     async def context(self, inp: ContextInput) -> TurnContext:
-        """Memories, then passages: one activity, one embedding of the question (cached), no CPU contention
-        between two concurrent model calls on a small machine."""
-        memories = [m.text for m in await self.rt.memory.search(inp.user_id, inp.query)]
-        async with session_scope(self.rt.engine) as session:
-            hits = await search(
-                session,
-                self.rt.embedder,
-                inp.user_id,
-                inp.query,
-                limit=CONTEXT_PASSAGES,
-                filters=SearchFilters(media_ids=inp.media_ids),
-            )
-        passages = [
-            Passage(media_id=str(h.media_id), title=h.title, start=h.start_s, end=h.end_s, text=h.text) for h in hits
-        ]
-        return TurnContext(memories=memories, passages=passages)
+        return await generation.context(self.rt, inp)
 
     @activity.defn(name="chat.remember")
     async def remember(self, inp: RememberInput) -> int:
-        return await self.rt.memory.add(
-            inp.user_id, inp.text, {"conversation_id": str(inp.conversation_id), "turn_id": str(inp.turn_id)}
-        )
+        async with heartbeating():
+            return await generation.remember(self.rt, inp)
 
     @activity.defn(name="chat.finish")
     async def finish(self, inp: FinishTurn) -> None:
-        async with session_scope(self.rt.engine) as session:
-            if await session.get(ChatTurn, inp.turn_id) is None:
-                return  # the conversation was deleted meanwhile: nothing left to mark
-            await session.execute(
-                update(ChatTurn).where(ChatTurn.id == inp.turn_id).values(status=inp.status, error=inp.error)
-            )
-            if inp.status == "failed":
-                session.add(TurnEvent(turn_id=inp.turn_id, kind="error", data={"message": inp.error}))
-                await notify(session, inp.turn_id)
+        await generation.finish(self.rt, inp)
 
     @activity.defn(name="chat.generate")
     async def generate(self, inp: GenerateInput) -> GenerateResult:
-        attempt = activity.info().attempt
-        async with session_scope(self.rt.engine) as session:
-            turn = await session.get(ChatTurn, inp.turn_id)
-            if turn is None:
-                raise ApplicationError("the conversation was deleted", type="BadInput", non_retryable=True)
-            existing = (await session.execute(select(Message).where(Message.turn_id == turn.id))).scalar_one_or_none()
-            conversation = await session.get(Conversation, turn.conversation_id)
-            assert conversation is not None
-            persona = await session.get(Persona, conversation.persona_id) if conversation.persona_id else None
-            history = (
-                await session.execute(
-                    select(Message.role, Message.content)
-                    .where(Message.conversation_id == conversation.id, Message.id != turn.user_message_id)
-                    .order_by(Message.created_at.desc())
-                    .limit(HISTORY_MESSAGES)
-                )
-            ).all()
-        if existing is not None:  # an earlier attempt stored the answer, then died before reporting back
-            return GenerateResult(message_id=existing.id, reused=True)
-        if attempt > 1:
-            await self._event(
-                turn.id, "reset", {"reason": f"retrying (attempt {attempt}); the answer restarts"}, attempt
-            )
-
-        ctx = ChatContext(
-            question=inp.question,
-            instruction=persona.instruction if persona else None,
-            memories=inp.memories,
-            passages=inp.passages,
-            history=[{"role": r, "content": c} for r, c in reversed(history)],
-        )
-        try:
-            providers = [make_provider(name, self.rt.settings, self.rt.embedder) for name in inp.providers]
-        except ProviderError as exc:
-            raise ApplicationError(str(exc), type="BadInput", non_retryable=True) from exc
-
-        started = time.perf_counter()
-        try:
-            if inp.mode is ChainMode.parallel and len(providers) > 1:
-                results = await asyncio.gather(*(self._stream(turn.id, p, ctx, attempt) for p in providers))
-            else:
-                results = []
-                for provider in providers:
-                    results.append(await self._stream(turn.id, provider, ctx, attempt))
-                    ctx = ctx.model_copy(update={"draft": results[-1][1]})
-        except ProviderError as exc:
-            raise ApplicationError(str(exc), type="ProviderError", non_retryable=not exc.retryable) from exc
-        latency_ms = int((time.perf_counter() - started) * 1000)
-
-        if inp.mode is ChainMode.parallel and len(results) > 1:
-            content = "\n\n".join(f"**{p.name}** ({p.model}):\n{text}" for p, text, _ in results)
-        else:
-            content = results[-1][1]
-        last, _, usage = results[-1]
-        message = Message(
-            conversation_id=turn.conversation_id,
-            owner_id=turn.owner_id,
-            turn_id=turn.id,
-            role="assistant",
-            content=content,
-            citations=citations_for(content, inp.passages),
-            tool_calls=[{"provider": p.name, "model": p.model, "content": text} for p, text, _ in results],
-            provider=",".join(p.name for p, _, _ in results),
-            model=last.model,
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            latency_ms=latency_ms,
-        )
-        try:
-            async with session_scope(self.rt.engine) as session:
-                session.add(message)
-                await session.flush()
-                await session.execute(
-                    update(ChatTurn)
-                    .where(ChatTurn.id == turn.id)
-                    .values(assistant_message_id=message.id, status="answered")
-                )
-                await session.execute(
-                    update(Conversation).where(Conversation.id == turn.conversation_id).values(updated_at=utcnow())
-                )
-                session.add(
-                    TurnEvent(
-                        turn_id=turn.id,
-                        kind="final",
-                        attempt=attempt,
-                        data={
-                            "message_id": str(message.id),
-                            "content": content,
-                            "citations": message.citations,
-                            "results": message.tool_calls,
-                            "provider": message.provider,
-                            "model": message.model,
-                        },
-                    )
-                )
-                await notify(session, turn.id)
-        except IntegrityError:  # a racing attempt stored it first: exactly one answer either way
-            async with session_scope(self.rt.engine) as session:
-                stored = (await session.execute(select(Message.id).where(Message.turn_id == turn.id))).scalar_one()
-            return GenerateResult(message_id=stored, reused=True)
-        return GenerateResult(message_id=message.id, reused=False)
-
-    async def _stream(
-        self, turn_id: uuid.UUID, provider: LLMProvider, ctx: ChatContext, attempt: int
-    ) -> tuple[LLMProvider, str, Usage]:
-        """Stream one provider's answer into turn events, flushing every 50 ms, heartbeating as it goes."""
-        usage = Usage()
-        pieces: list[str] = []
-        buffer: list[str] = []
-        last_flush = time.perf_counter()
-
-        async def flush() -> None:
-            nonlocal last_flush
-            if buffer:
-                await self._event(turn_id, "token", {"text": "".join(buffer), "provider": provider.name}, attempt)
-                buffer.clear()
-            last_flush = time.perf_counter()
-            activity.heartbeat(len(pieces))
-
-        async for piece in provider.stream_answer(ctx, usage):
-            pieces.append(piece)
-            buffer.append(piece)
-            if time.perf_counter() - last_flush >= FLUSH_S:
-                await flush()
-        await flush()
-        return provider, "".join(pieces), usage
+        # Heartbeats flow from the start, so a slow first token (a cold local model, a long context) is not
+        # mistaken for a dead worker.
+        async with heartbeating():
+            try:
+                return await generation.generate(self.rt, inp, activity.info().attempt)
+            except ProviderError as exc:
+                raise provider_failure(exc) from exc

@@ -8,22 +8,14 @@ import socket
 from pydantic import BaseModel
 from temporalio import activity
 
+from nexus.media.transcribe import detect_device
+
 
 class WorkerInfo(BaseModel):
     host: str
     pid: int
     task_queue: str
     device: str
-
-
-def detect_device() -> str:
-    """`cuda` when a CUDA device is usable by CTranslate2, else `cpu`."""
-    try:
-        import ctranslate2
-
-        return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
-    except Exception:
-        return "cpu"
 
 
 @activity.defn(name="worker_info")

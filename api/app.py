@@ -10,8 +10,8 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api.access_log import AccessLog
 from api.routes import account, chat, health, jobs, media, search
+from nexus.core.settings import Settings, get_settings
 from nexus.runtime import Runtime
-from nexus.settings import Settings, get_settings
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:

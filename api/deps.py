@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
 from models import User
-from nexus.db import session_scope
-from nexus.identity import authenticate_api_key
+from nexus.core.db import session_scope
+from nexus.identity.service import authenticate_api_key
 from nexus.runtime import Runtime
 
 

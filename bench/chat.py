@@ -36,7 +36,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from nexus.client import NexusClient
-    from nexus.settings import Settings
+    from nexus.core.settings import Settings
 
     with tempfile.TemporaryDirectory() as tmp:
         stack = start_stack(Path(tmp) / "var") if args.start_stack else None

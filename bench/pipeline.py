@@ -102,13 +102,13 @@ def make_clips(n: int, out: Path, seed: int = 0) -> list[Path]:
 
 def direct(clips: list[Path]) -> tuple[float, list[float]]:
     """The pipeline's steps, called in-process with no Temporal, no database, no object store."""
+    from nexus.core.settings import Settings
+    from nexus.llm.embeddings import Embedder
+    from nexus.llm.providers import ExtractiveProvider
     from nexus.media.chunking import chunk_segments
     from nexus.media.fetch import probe, to_speech_wav
     from nexus.media.fingerprint import fingerprint_file
     from nexus.media.transcribe import load_model, transcribe
-    from nexus.providers.embeddings import Embedder
-    from nexus.providers.llm import ExtractiveProvider
-    from nexus.settings import Settings
 
     settings = Settings()
     embedder = Embedder(settings)
@@ -132,7 +132,7 @@ def direct(clips: list[Path]) -> tuple[float, list[float]]:
 
 def through_stack(clips: list[Path]) -> tuple[float, list[float]]:
     from nexus.client import NexusClient
-    from nexus.settings import Settings
+    from nexus.core.settings import Settings
 
     client = NexusClient(Settings())
     per_clip = []

@@ -4,7 +4,7 @@
 
 Starts a throwaway embedded Postgres, migrates it, bulk-loads N chunks (384-d vectors drawn around 2,000 topic
 centres, so neighbours mean something; text from a Zipf-distributed vocabulary so keywords are rare or common
-like real words), builds the HNSW index after the load, then runs the production query code (`nexus.search`)
+like real words), builds the HNSW index after the load, then runs the production query code (`nexus.search.service`)
 for one user. Prints p50/p95 per mode and recall@10 of the HNSW leg against exact (sequential) search.
 Goals on the 2-core machine: p95 <= 25 ms, recall >= 0.95. Query embedding (MiniLM) is timed separately.
 """
@@ -109,10 +109,10 @@ def pct(values: list[float], q: float) -> float:
 async def measure(url: str, owner: uuid.UUID, vectors: np.ndarray, texts: list[str], queries: int) -> None:
     from sqlalchemy import text
 
-    from nexus.db import make_engine, session_maker
-    from nexus.providers.embeddings import Embedder
-    from nexus.search import SearchMode, search
-    from nexus.settings import Settings
+    from nexus.core.db import make_engine, session_maker
+    from nexus.core.settings import Settings
+    from nexus.llm.embeddings import Embedder
+    from nexus.search.service import SearchMode, search
 
     rng = np.random.default_rng(7)
     engine = make_engine(url)
@@ -167,8 +167,8 @@ async def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     args = parser.parse_args()
 
-    from nexus.embedded import EmbeddedPostgres
-    from nexus.migrate import upgrade_async
+    from nexus.core.embedded import EmbeddedPostgres
+    from nexus.ops.migrate import upgrade_async
 
     with tempfile.TemporaryDirectory() as tmp:
         pg = EmbeddedPostgres(Path(tmp) / "postgres")

@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
 import models  # noqa: F401  (registers every table on SQLModel.metadata)
-from nexus.db import resolve_database_url
-from nexus.settings import get_settings
+from nexus.core.db import resolve_database_url
+from nexus.core.settings import get_settings
 
 config = context.config
 target_metadata = SQLModel.metadata

@@ -1,7 +1,7 @@
 """Conventions every table follows.
 
 Every row carries an id and timestamps; every user-visible row is *owned*: `owner_id` (the user who created it)
-and, where shared, `workspace_id`. Queries for user data go through `nexus.scoping.owned_by`, never a bare select.
+and, where shared, `workspace_id`. Queries for user data go through `nexus.identity.access`, never a bare select.
 """
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from nexus.settings import get_settings
-from workflows.shared import Queue
+from nexus.core.orchestration import Queue
+from nexus.core.settings import get_settings
 
 app = typer.Typer(help="Nexus: self-hosted AI-workspace backend.", no_args_is_help=True)
 users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
@@ -92,8 +92,8 @@ def worker(
 @app.command()
 def migrate() -> None:
     """Apply database migrations (and register search attributes on an external Temporal)."""
-    from nexus.db import database_url_for_command
-    from nexus.migrate import upgrade
+    from nexus.core.db import database_url_for_command
+    from nexus.ops.migrate import upgrade
 
     settings = get_settings()
     with database_url_for_command(settings) as url:
@@ -109,7 +109,7 @@ def migrate() -> None:
 @app.command()
 def doctor() -> None:
     """Check every component Nexus needs; exits non-zero when something is missing."""
-    from nexus.doctor import run_doctor
+    from nexus.ops.doctor import run_doctor
 
     checks = run_async(run_doctor(get_settings()))
     table = Table("component", "ok", "detail", title="nexus doctor")
@@ -127,7 +127,7 @@ def users_create(
     admin: Annotated[bool, typer.Option("--admin", help="Grant admin rights.")] = False,
 ) -> None:
     """Create a user (with a personal workspace)."""
-    from nexus.identity import IdentityError, create_user
+    from nexus.identity.service import IdentityError, create_user
 
     async def go() -> str:
         async with _session() as session:
@@ -146,7 +146,7 @@ def apikey_create(
     name: Annotated[str, typer.Option(help="A label to tell keys apart.")] = "cli",
 ) -> None:
     """Issue an API key. It is printed once and cannot be shown again."""
-    from nexus.identity import get_user_by_email, issue_api_key
+    from nexus.identity.service import get_user_by_email, issue_api_key
 
     async def go() -> str | None:
         async with _session() as session:
@@ -210,7 +210,7 @@ def _follow(client, job_id: str) -> dict:
     from rich.progress import BarColumn, Progress, TextColumn
 
     from models import MediaStatus
-    from nexus.media.jobs import STAGE_SPAN
+    from nexus.media.repository import STAGE_SPAN
 
     stages = [s for s in STAGE_SPAN if s is not MediaStatus.pending]
     last: dict = {}
@@ -314,7 +314,7 @@ def media_list(
 
 @asynccontextmanager
 async def _session() -> AsyncIterator[AsyncSession]:
-    from nexus.db import database_url_for_command, make_engine, session_scope
+    from nexus.core.db import database_url_for_command, make_engine, session_scope
 
     with database_url_for_command(get_settings()) as url:
         engine = make_engine(url, pool_size=1)

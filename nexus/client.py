@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from nexus.settings import Settings
+from nexus.core.settings import Settings
 
 
 class ApiError(Exception):

@@ -9,13 +9,13 @@ from functools import cached_property
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
-from nexus.db import make_engine, resolve_database_url
-from nexus.memory import MemoryStore
-from nexus.providers.embeddings import Embedder
-from nexus.settings import Settings
-from nexus.storage import ObjectStore, make_store
-from nexus.temporal import connect
-from workflows.shared import TaskQueues
+from nexus.core.db import make_engine, resolve_database_url
+from nexus.core.orchestration import TaskQueues
+from nexus.core.settings import Settings
+from nexus.core.temporal import connect
+from nexus.llm.embeddings import Embedder
+from nexus.memory.service import MemoryStore
+from nexus.storage.service import ObjectStore, make_store
 
 
 @dataclass
@@ -58,7 +58,7 @@ class Runtime:
         return self._client
 
     async def close(self) -> None:
-        from nexus.eventlog import close_listeners
+        from nexus.core.eventlog import close_listeners
 
         await close_listeners()
         await self.engine.dispose()

@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 import httpx
 from rich.console import Console
 
-from nexus.bootstrap import ensure_local_admin
-from nexus.db import make_engine
-from nexus.embedded import EmbeddedPostgres, temporal_dev_server_args, temporal_env
-from nexus.migrate import upgrade
-from nexus.settings import Settings
-from workflows.shared import Queue
+from nexus.core.db import make_engine
+from nexus.core.embedded import EmbeddedPostgres, temporal_dev_server_args, temporal_env
+from nexus.core.orchestration import Queue
+from nexus.core.settings import Settings
+from nexus.ops.bootstrap import ensure_local_admin
+from nexus.ops.migrate import upgrade
 
 console = Console(stderr=True)
 STOP_GRACE_S = 6.0
@@ -181,7 +181,7 @@ async def _bootstrap(database_url: str, settings: Settings) -> bool:
 
 
 async def _register_search_attributes(settings: Settings) -> None:
-    from nexus.temporal import connect, ensure_search_attributes
+    from nexus.core.temporal import connect, ensure_search_attributes
 
     client = await connect(settings)
     await ensure_search_attributes(client, settings.temporal_namespace)

@@ -16,16 +16,16 @@ from temporalio.client import Client
 
 from api.app import create_app
 from models import User
-from nexus.db import session_scope
-from nexus.embedded import EmbeddedPostgres
-from nexus.identity import create_user, issue_api_key
-from nexus.migrate import upgrade_async
+from nexus.core.db import session_scope
+from nexus.core.embedded import EmbeddedPostgres
+from nexus.core.orchestration import Queue
+from nexus.core.settings import Settings
+from nexus.core.temporal import connect
+from nexus.identity.service import create_user, issue_api_key
+from nexus.ops.migrate import upgrade_async
 from nexus.runtime import Runtime
-from nexus.settings import Settings
-from nexus.temporal import connect
 from tests.harness import LiveServer, TemporalServer, isolated_settings, wait_ready
 from workers.main import build_worker
-from workflows.shared import Queue
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import uvicorn
 
-from nexus.embedded import temporal_dev_server_args, temporal_env
-from nexus.settings import Settings
+from nexus.core.embedded import temporal_dev_server_args, temporal_env
+from nexus.core.settings import Settings
 
 
 def free_port() -> int:

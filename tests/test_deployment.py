@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from nexus.settings import Settings
+from nexus.core.settings import Settings
 
 COMPOSE = Path(__file__).resolve().parent.parent / "docker-compose.yml"
 

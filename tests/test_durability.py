@@ -15,15 +15,15 @@ from sqlalchemy import func, select
 from temporalio.client import Client
 
 from models import MediaItem, SourceType, TranscriptSegment
-from nexus.db import session_scope
-from nexus.identity import personal_workspace
-from nexus.media.jobs import media_prefix
+from nexus.core.db import session_scope
+from nexus.core.orchestration import TaskQueues
+from nexus.identity.service import personal_workspace
+from nexus.media.repository import media_prefix
 from nexus.media.service import create_job, start_pipeline
 from nexus.runtime import Runtime
 from tests.conftest import MakeAccount, activity_attempts, follow_job, wait_stage
 from tests.harness import TemporalServer, nexus_env
 from tests.test_media_pipeline import _upload
-from workflows.shared import TaskQueues
 
 
 def _isolated(runtime: Runtime, database_url: str, client: Client, **env: str) -> tuple[Runtime, dict[str, str]]:
@@ -131,10 +131,10 @@ async def test_worker_killed_mid_generation_retries_and_stores_one_answer(
     api: httpx.AsyncClient, runtime: Runtime, database_url: str, make_account: MakeAccount, temporal_client: Client
 ) -> None:
     from models import ChatTurn, Conversation, Message, TurnEvent
-    from nexus.chat import open_turn, start_turn
+    from nexus.chat.contracts import ChainMode
+    from nexus.chat.service import open_turn, start_turn
     from tests.conftest import read_sse
     from tests.fake_llm import FakeLLM
-    from workflows.chat_types import ChainMode
 
     fake = FakeLLM()
     fake.answer = " ".join(f"word{i}" for i in range(16))

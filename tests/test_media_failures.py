@@ -11,7 +11,7 @@ from sqlalchemy import select
 from temporalio.client import Client
 
 from models import MediaChunk, TranscriptSegment
-from nexus.media.jobs import media_prefix
+from nexus.media.repository import media_prefix
 from nexus.runtime import Runtime
 from tests.conftest import MakeAccount, activity_attempts, follow_job, overridden, wait_stage
 from tests.fake_llm import FakeLLM
@@ -236,7 +236,7 @@ async def test_delete_cancels_a_running_workflow(
 
 
 def test_media_urls_a_page_points_to_are_checked_too() -> None:
-    from nexus.media import BadInput
+    from nexus.core.errors import BadInput
     from nexus.media.fetch import check_url, media_urls
 
     info = {"url": "http://10.1.2.3/clip.mp4", "requested_formats": [{"url": "http://127.0.0.1/audio.m4a"}]}

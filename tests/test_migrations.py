@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from nexus.migrate import alembic_config, upgrade_async
+from nexus.ops.migrate import alembic_config, upgrade_async
 
 TABLES = {
     "users", "api_keys", "sessions", "audit_log", "workspaces", "workspace_members",

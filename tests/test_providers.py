@@ -5,16 +5,16 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 
-from nexus.providers.embeddings import Embedder
-from nexus.providers.llm import (
+from nexus.core.settings import Settings
+from nexus.llm.embeddings import Embedder
+from nexus.llm.providers import (
     ExtractiveProvider,
     GeminiProvider,
     LLMProvider,
     OpenAICompatibleProvider,
     ProviderError,
-    enrichment_provider,
 )
-from nexus.settings import Settings
+from nexus.llm.service import enrichment_provider
 from tests.fake_llm import FakeLLM
 
 TRANSCRIPT = "The lighthouse keeper counted seven ships. He lit the lamp at dusk."
@@ -112,7 +112,7 @@ async def test_extractive_summary_and_tags_come_from_the_text() -> None:
 
 @pytest.mark.parametrize("make", [_gemini, _openai], ids=["gemini", "openai-compatible"])
 async def test_streaming_answers_arrive_in_pieces_with_usage(fake: FakeLLM, make) -> None:
-    from nexus.providers.llm import ChatContext, Passage, Usage
+    from nexus.llm.providers import ChatContext, Passage, Usage
 
     ctx = ChatContext(
         question="How many ships?",
@@ -130,7 +130,7 @@ async def test_streaming_answers_arrive_in_pieces_with_usage(fake: FakeLLM, make
 
 
 async def test_extractive_answer_quotes_passages_and_says_no_model() -> None:
-    from nexus.providers.llm import ChatContext, Passage, Usage
+    from nexus.llm.providers import ChatContext, Passage, Usage
 
     ctx = ChatContext(
         question="ships?",

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from nexus.settings import Settings
-from nexus.storage import LocalStore, ObjectStore, S3Store, make_store
+from nexus.core.settings import Settings
+from nexus.storage.service import LocalStore, ObjectStore, S3Store, make_store
 from tests.harness import free_port, wait_port
 
 ACCESS, SECRET = "nexus-test", "nexus-test-secret-key"

@@ -13,18 +13,19 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.system import worker_info
+from nexus.core.orchestration import Queue
 from nexus.runtime import Runtime
-from workflows.shared import Queue
 
 log = logging.getLogger("nexus.worker")
 
 
 def workflows_for(queue: Queue) -> list[type]:
-    """Workflows are orchestration only and cheap: they all run on the cpu queue."""
+    """Workflows are orchestration only and cheap: they run on their own queue, so a busy cpu worker (ffmpeg,
+    embeddings) never delays a workflow task."""
     from workflows.chat import ChatTurnWorkflow
     from workflows.media import MediaPipelineWorkflow
 
-    return [MediaPipelineWorkflow, ChatTurnWorkflow] if queue is Queue.cpu else []
+    return [MediaPipelineWorkflow, ChatTurnWorkflow] if queue is Queue.workflows else []
 
 
 def activities_for(queue: Queue, runtime: Runtime) -> list[Callable[..., Any]]:
@@ -33,15 +34,9 @@ def activities_for(queue: Queue, runtime: Runtime) -> list[Callable[..., Any]]:
 
     media, chat = MediaActivities(runtime), ChatActivities(runtime)
     by_queue: dict[Queue, list[Callable[..., Any]]] = {
-        Queue.cpu: [
-            media.set_stage,
-            media.fetch_media,
-            media.fingerprint_media,
-            media.embed_media,
-            chat.context,
-            chat.remember,
-            chat.finish,
-        ],
+        # Local activities run in the worker that runs the workflow: stage bookkeeping and chat context.
+        Queue.workflows: [media.set_stage, chat.context, chat.finish],
+        Queue.cpu: [media.fetch_media, media.fingerprint_media, media.embed_media, chat.remember],
         Queue.gpu: [media.transcribe_media],
         Queue.llm: [media.enrich_media, chat.generate],
     }
@@ -60,7 +55,7 @@ def build_worker(client: Client, runtime: Runtime, queue: Queue) -> Worker:
         ),
         # All activities are async and push blocking work (ffmpeg, Whisper, embeddings) to threads themselves.
         activities=activities_for(queue, runtime),
-        max_concurrent_activities=4,
+        max_concurrent_activities=runtime.settings.concurrency(queue.value),
         graceful_shutdown_timeout=timedelta(seconds=5),
     )
 

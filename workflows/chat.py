@@ -13,12 +13,12 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.chat import ChatActivities
-    from workflows.chat_types import ChatTurnInput, ContextInput, FinishTurn, GenerateInput, RememberInput
-    from workflows.media import failure_reason
-    from workflows.shared import DB_RETRY, NETWORK_RETRY, PROVIDER_RETRY, SA_USER_ID
+    from nexus.chat.contracts import ChatTurnInput, ContextInput, FinishTurn, GenerateInput, RememberInput
+    from nexus.core.orchestration import CHAT_TURN_WORKFLOW, SA_USER_ID
+    from workflows.shared import DB_RETRY, NETWORK_RETRY, PROVIDER_RETRY, failure_reason
 
 
-@workflow.defn(name="ChatTurn")
+@workflow.defn(name=CHAT_TURN_WORKFLOW)
 class ChatTurnWorkflow:
     @workflow.run
     async def run(self, inp: ChatTurnInput) -> str:

@@ -10,32 +10,16 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 
 with workflow.unsafe.imports_passed_through():
     from activities.media import MediaActivities
-    from workflows.media_types import MediaPipelineInput, MediaRef, PipelineResult, StageUpdate
-    from workflows.shared import (
-        COMPUTE_RETRY,
-        DB_RETRY,
-        NETWORK_RETRY,
-        SA_MEDIA_ID,
-        SA_STAGE,
-        SA_USER_ID,
-    )
+    from models import MediaStatus
+    from nexus.core.orchestration import MEDIA_PIPELINE_WORKFLOW, SA_MEDIA_ID, SA_STAGE, SA_USER_ID
+    from nexus.media.contracts import MediaPipelineInput, MediaRef, PipelineResult, StageUpdate
+    from workflows.shared import COMPUTE_RETRY, DB_RETRY, NETWORK_RETRY, failure_reason, failure_type
 
 
-def failure_reason(err: BaseException) -> str:
-    """The activity's own error, as "Type: message", for the job record (not the library error beneath it)."""
-    cause: BaseException | None = err
-    while cause is not None and not isinstance(cause, ApplicationError):
-        cause = cause.__cause__
-    if cause is None:  # timeouts and cancellations carry no ApplicationError
-        cause = err.__cause__ or err
-        return f"{type(cause).__name__}: {getattr(cause, 'message', None) or cause}"
-    return f"{cause.type}: {cause.message}" if cause.type else cause.message
-
-
-@workflow.defn(name="MediaPipeline")
+@workflow.defn(name=MEDIA_PIPELINE_WORKFLOW)
 class MediaPipelineWorkflow:
     def __init__(self) -> None:
-        self.stage = "pending"
+        self.stage: str = MediaStatus.pending
 
     @workflow.query
     def current_stage(self) -> str:
@@ -49,7 +33,7 @@ class MediaPipelineWorkflow:
         ref = MediaRef(media_id=inp.media_id, job_id=inp.job_id)
         q = inp.queues
         try:
-            await self._enter(inp, "extracting")
+            await self._enter(inp, MediaStatus.extracting)
             await workflow.execute_activity_method(
                 MediaActivities.fetch_media,
                 ref,
@@ -58,18 +42,19 @@ class MediaPipelineWorkflow:
                 heartbeat_timeout=timedelta(seconds=30),
                 retry_policy=NETWORK_RETRY,
             )
-            await self._enter(inp, "fingerprinting")
+            await self._enter(inp, MediaStatus.fingerprinting)
             dedup = await workflow.execute_activity_method(
                 MediaActivities.fingerprint_media,
                 ref,
                 task_queue=q.cpu,
                 start_to_close_timeout=timedelta(minutes=10),
+                heartbeat_timeout=timedelta(seconds=30),
                 retry_policy=COMPUTE_RETRY,
             )
             if dedup.duplicate_of:
-                await self._enter(inp, "duplicate")
-                return PipelineResult(status="duplicate", duplicate_of=dedup.duplicate_of)
-            await self._enter(inp, "transcribing")
+                await self._enter(inp, MediaStatus.duplicate)
+                return PipelineResult(status=MediaStatus.duplicate, duplicate_of=dedup.duplicate_of)
+            await self._enter(inp, MediaStatus.transcribing)
             await workflow.execute_activity_method(
                 MediaActivities.transcribe_media,
                 ref,
@@ -78,43 +63,47 @@ class MediaPipelineWorkflow:
                 heartbeat_timeout=timedelta(seconds=10),
                 retry_policy=COMPUTE_RETRY,
             )
-            await self._enter(inp, "enriching")
+            await self._enter(inp, MediaStatus.enriching)
             await workflow.execute_activity_method(
                 MediaActivities.enrich_media,
                 ref,
                 task_queue=q.llm,
                 start_to_close_timeout=timedelta(minutes=5),
+                heartbeat_timeout=timedelta(seconds=30),
                 retry_policy=NETWORK_RETRY,
             )
-            await self._enter(inp, "embedding")
+            await self._enter(inp, MediaStatus.embedding)
             await workflow.execute_activity_method(
                 MediaActivities.embed_media,
                 ref,
                 task_queue=q.cpu,
                 start_to_close_timeout=timedelta(minutes=30),
+                heartbeat_timeout=timedelta(seconds=30),
                 retry_policy=COMPUTE_RETRY,
             )
-            await self._enter(inp, "completed")
-            return PipelineResult(status="completed")
+            await self._enter(inp, MediaStatus.completed)
+            return PipelineResult(status=MediaStatus.completed)
         except (asyncio.CancelledError, CancelledError):
-            await self._enter(inp, "cancelled", error="cancelled by the user")
+            await self._enter(inp, MediaStatus.cancelled, error="cancelled by the user")
             raise
         except ActivityError as err:
             if isinstance(err.cause, CancelledError):  # the workflow's cancellation, delivered via the activity
-                await self._enter(inp, "cancelled", error="cancelled by the user")
+                await self._enter(inp, MediaStatus.cancelled, error="cancelled by the user")
                 raise
             reason = failure_reason(err)
             failed_stage = self.stage
-            await self._enter(inp, "failed", error=reason)
+            await self._enter(inp, MediaStatus.failed, error=reason, error_type=failure_type(err))
             raise ApplicationError(f"{failed_stage} failed: {reason}", type="StageFailed", non_retryable=True) from err
 
-    async def _enter(self, inp: MediaPipelineInput, stage: str, error: str | None = None) -> None:
+    async def _enter(
+        self, inp: MediaPipelineInput, stage: MediaStatus, error: str | None = None, error_type: str | None = None
+    ) -> None:
         self.stage = stage
         workflow.upsert_search_attributes([SA_STAGE.value_set(stage)])
         # Bookkeeping runs as a local activity in this worker: no server round trip per stage change.
         await workflow.execute_local_activity_method(
             MediaActivities.set_stage,
-            StageUpdate(job_id=inp.job_id, stage=stage, error=error),
+            StageUpdate(job_id=inp.job_id, stage=stage, error=error, error_type=error_type),
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=DB_RETRY,
         )

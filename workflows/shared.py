@@ -1,59 +1,17 @@
-"""The orchestration contract: task-queue names, workflow ids, retry policies and search attributes.
+"""Retry policies and timeouts: one home for how hard each kind of step is retried.
 
-Imported by workflows (inside the sandbox), workers and the API, so it stays free of side effects.
+Workflows set them at every call site from here. Queue names, workflow ids and search attributes live in
+`nexus.core.orchestration`; error type names in `nexus.core.errors`.
 """
 
 from __future__ import annotations
 
-import enum
 from datetime import timedelta
 
-from pydantic import BaseModel
-from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
 
-
-class Queue(enum.StrEnum):
-    cpu = "cpu"  # download, convert, fingerprint, embed; also runs the workflows themselves
-    gpu = "gpu"  # transcription (CPU fallback where no CUDA)
-    llm = "llm"  # enrichment, chat generation
-
-
-class TaskQueues(BaseModel):
-    """Concrete queue names. Passed in workflow input so workflows never read settings."""
-
-    cpu: str
-    gpu: str
-    llm: str
-
-    @classmethod
-    def from_prefix(cls, prefix: str) -> TaskQueues:
-        return cls(**{q.value: f"{prefix}-{q.value}" for q in Queue})
-
-    def name(self, queue: Queue) -> str:
-        return getattr(self, queue.value)
-
-    @property
-    def workflows(self) -> str:
-        return self.cpu
-
-
-# --- workflow ids --------------------------------------------------------------------------------------------
-
-
-def media_workflow_id(media_id: object) -> str:
-    return f"media-{media_id}"
-
-
-def chat_turn_workflow_id(conversation_id: object, turn: int) -> str:
-    return f"chat-{conversation_id}-{turn}"
-
-
-# --- search attributes (registered on the embedded server by nexus.embedded) -----------------------------------
-
-SA_USER_ID = SearchAttributeKey.for_keyword("NexusUserId")
-SA_MEDIA_ID = SearchAttributeKey.for_keyword("NexusMediaId")
-SA_STAGE = SearchAttributeKey.for_keyword("NexusStage")
-
+from nexus.core.errors import NON_RETRYABLE_TYPES
 
 # --- retry policies ------------------------------------------------------------------------------------------
 
@@ -63,7 +21,7 @@ NETWORK_RETRY = RetryPolicy(
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=6,
-    non_retryable_error_types=["BadInput"],
+    non_retryable_error_types=NON_RETRYABLE_TYPES,
 )
 
 # Local compute (convert, fingerprint, transcribe, embed): a crash is worth a couple of retries, not ten.
@@ -72,7 +30,7 @@ COMPUTE_RETRY = RetryPolicy(
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=20),
     maximum_attempts=4,
-    non_retryable_error_types=["BadInput"],
+    non_retryable_error_types=NON_RETRYABLE_TYPES,
 )
 
 # LLM generation: 5xx/timeouts retry with backoff (the libraries' own retries are off, so every attempt is in
@@ -82,7 +40,7 @@ PROVIDER_RETRY = RetryPolicy(
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=20),
     maximum_attempts=5,
-    non_retryable_error_types=["BadInput"],
+    non_retryable_error_types=NON_RETRYABLE_TYPES,
 )
 
 # Bookkeeping writes to Postgres: cheap, retry patiently (the database may be restarting).
@@ -93,5 +51,24 @@ DB_RETRY = RetryPolicy(
     maximum_attempts=20,
 )
 
-# Error type name used for failures that retrying cannot fix (bad URL, not audio, too long...).
-BAD_INPUT = "BadInput"
+
+def _application_error(err: BaseException) -> ApplicationError | None:
+    cause: BaseException | None = err
+    while cause is not None and not isinstance(cause, ApplicationError):
+        cause = cause.__cause__
+    return cause
+
+
+def failure_type(err: BaseException) -> str | None:
+    """The activity's own error type (e.g. "BadInput"), or None for timeouts and cancellations."""
+    cause = _application_error(err)
+    return cause.type if cause is not None else None
+
+
+def failure_reason(err: BaseException) -> str:
+    """The activity's own error, as "Type: message", for the job record (not the library error beneath it)."""
+    app = _application_error(err)
+    if app is None:  # timeouts and cancellations carry no ApplicationError
+        cause = err.__cause__ or err
+        return f"{type(cause).__name__}: {getattr(cause, 'message', None) or cause}"
+    return f"{app.type}: {app.message}" if app.type else app.message

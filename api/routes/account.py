@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from api.deps import CurrentUser, SessionDep
 from models import ApiKey, Role, Workspace, WorkspaceMember
-from nexus.identity import issue_api_key, revoke_api_key
+from nexus.identity.service import issue_api_key, revoke_api_key
 
 router = APIRouter(prefix="/api", tags=["account"])
 

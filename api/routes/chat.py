@@ -15,11 +15,11 @@ from sqlalchemy.exc import IntegrityError
 
 from api.deps import CurrentUser, RuntimeDep, SessionDep, TemporalDep
 from models import ChatTurn, Conversation, Message, Persona
-from nexus.chat import open_turn, start_turn, turn_events
-from nexus.identity import personal_workspace
-from nexus.providers.llm import configured_providers
-from nexus.scoping import get_owned, owned_by
-from workflows.chat_types import ChainMode
+from nexus.chat.contracts import ChainMode
+from nexus.chat.service import open_turn, start_turn, turn_events
+from nexus.identity.access import get_owned, owned_by
+from nexus.identity.service import personal_workspace
+from nexus.llm.service import configured_providers
 
 router = APIRouter(prefix="/api", tags=["chat"])
 

@@ -13,11 +13,11 @@ from pydantic import BaseModel
 
 from api.deps import CurrentUser, RuntimeDep, SessionDep, TemporalDep
 from models import JobEvent, MediaJob, MediaStatus
-from nexus.db import session_scope
-from nexus.identity import authenticate_api_key
-from nexus.media.jobs import stream_events
+from nexus.core.db import session_scope
+from nexus.identity.access import get_owned
+from nexus.identity.service import authenticate_api_key
+from nexus.media.repository import stream_events
 from nexus.media.service import cancel, is_running, retry
-from nexus.scoping import get_owned
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 ws_router = APIRouter(tags=["jobs"])

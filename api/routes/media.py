@@ -16,12 +16,12 @@ from sqlalchemy import any_, func, select
 
 from api.deps import CurrentUser, RuntimeDep, SessionDep, TemporalDep
 from models import MediaItem, MediaStatus, SourceType, TranscriptSegment
-from nexus.identity import personal_workspace
-from nexus.media import BadInput
+from nexus.core.errors import BadInput
+from nexus.identity.access import get_owned, owned_by
+from nexus.identity.service import personal_workspace
 from nexus.media.fetch import check_url, validate_media
-from nexus.media.jobs import media_prefix
+from nexus.media.repository import media_prefix
 from nexus.media.service import create_job, delete_media, latest_job, start_pipeline
-from nexus.scoping import get_owned, owned_by
 
 router = APIRouter(prefix="/api/media", tags=["media"])
 UPLOAD_CHUNK = 1024 * 1024

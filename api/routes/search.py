@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import CurrentUser, RuntimeDep, SessionDep
 from models import SourceType
-from nexus.search import SearchFilters, SearchMode, search
+from nexus.search.service import SearchFilters, SearchMode, search
 
 router = APIRouter(prefix="/api", tags=["search"])
 MAX_QUERY_CHARS = 1000

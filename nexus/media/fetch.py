@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from nexus.media import BadInput
+from nexus.core.errors import BadInput
 
 ALLOWED_SCHEMES = {"http", "https"}
 

@@ -30,10 +30,16 @@ class Fingerprint:
         return np.asarray(raw, dtype=np.int64).astype(np.uint32)
 
 
+FINGERPRINT_MAX_S = 24 * 3600
+"""Fingerprint the whole recording: pyacoustid stops after 120 s by default, and two episodes that share a long
+opening (a jingle, hold music) then look identical."""
+
+
 def fingerprint_file(path: Path) -> Fingerprint:
     import acoustid
 
-    duration, encoded = acoustid.fingerprint_file(str(path))  # library path; never force_fpcalc (chromaprint#137)
+    # Library path; never force_fpcalc (chromaprint#137).
+    duration, encoded = acoustid.fingerprint_file(str(path), maxlength=FINGERPRINT_MAX_S)
     return Fingerprint(float(duration), encoded.decode() if isinstance(encoded, bytes) else encoded)
 
 
@@ -60,9 +66,16 @@ def bit_error_rate(a: np.ndarray, b: np.ndarray) -> float:
     return best
 
 
+def duration_window(duration_s: float) -> tuple[float, float]:
+    """Durations another recording can have and still be a near-duplicate of one this long: the same content
+    with some silence or an intro/outro added, never a clip much shorter or longer."""
+    slack = 0.5 * duration_s + 30
+    return max(0.0, duration_s - slack / 1.5), duration_s + slack
+
+
 def is_near_duplicate(a: Fingerprint, b: Fingerprint) -> tuple[bool, float]:
-    longer, shorter = max(a.duration_s, b.duration_s), min(a.duration_s, b.duration_s)
-    if shorter <= 0 or longer / shorter > 1.5 + 30 / max(shorter, 1):
+    lo, hi = duration_window(a.duration_s)
+    if min(a.duration_s, b.duration_s) <= 0 or not lo <= b.duration_s <= hi:
         return False, 1.0
     ber = bit_error_rate(a.items(), b.items())
     return ber <= DUPLICATE_BER, ber

@@ -13,11 +13,16 @@ from temporalio.service import RPCError
 
 from models import JobEvent, MediaItem, MediaJob, MediaStatus
 from models.base import utcnow
-from nexus.media.jobs import media_prefix, record
+from nexus.core.orchestration import (
+    MEDIA_PIPELINE_WORKFLOW,
+    SA_MEDIA_ID,
+    SA_STAGE,
+    SA_USER_ID,
+    media_workflow_id,
+)
+from nexus.media.contracts import MediaPipelineInput, PipelineResult
+from nexus.media.repository import media_prefix, record
 from nexus.runtime import Runtime
-from workflows.media import MediaPipelineWorkflow
-from workflows.media_types import MediaPipelineInput
-from workflows.shared import SA_MEDIA_ID, SA_STAGE, SA_USER_ID, media_workflow_id
 
 
 async def create_job(session: AsyncSession, media: MediaItem) -> MediaJob:
@@ -35,10 +40,11 @@ async def create_job(session: AsyncSession, media: MediaItem) -> MediaJob:
 
 async def start_pipeline(client: Client, runtime: Runtime, media: MediaItem, job: MediaJob) -> None:
     await client.start_workflow(
-        MediaPipelineWorkflow.run,
+        MEDIA_PIPELINE_WORKFLOW,
         MediaPipelineInput(media_id=media.id, job_id=job.id, user_id=media.owner_id, queues=runtime.queues),
         id=job.workflow_id,
         task_queue=runtime.queues.workflows,
+        result_type=PipelineResult,
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
         search_attributes=TypedSearchAttributes(
             [

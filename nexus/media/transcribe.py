@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from activities.system import detect_device
-from nexus.providers.models import whisper_model_path
-from nexus.settings import Settings
+from nexus.core.settings import Settings
+from nexus.llm.models import whisper_model_path
 
 
 @dataclass(frozen=True)
@@ -30,6 +29,16 @@ class Transcript:
 
 
 _load_lock = threading.Lock()
+
+
+def detect_device() -> str:
+    """`cuda` when a CUDA device is usable by CTranslate2, else `cpu`."""
+    try:
+        import ctranslate2
+
+        return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+    except Exception:
+        return "cpu"
 
 
 @lru_cache(maxsize=2)

@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from nexus.providers.embeddings import Embedder
+from nexus.llm.embeddings import Embedder
 
 RRF_K = 60
 HNSW_EF_SEARCH = 100

@@ -35,6 +35,13 @@ class Settings(BaseSettings):
     # Prefix for task-queue names; tests use a unique one per run so workers never steal each other's work.
     task_queue_prefix: str = "nexus"
 
+    # Activities each worker runs at once, per queue. Transcription is CPU-bound: one at a time on a CPU worker
+    # (two would each run at half speed and hold twice the memory); raise it on a GPU machine.
+    workflows_concurrency: int = Field(default=16, ge=1)
+    cpu_concurrency: int = Field(default=4, ge=1)
+    gpu_concurrency: int = Field(default=1, ge=1)
+    llm_concurrency: int = Field(default=8, ge=1)
+
     database_url: str | None = None
 
     storage_url: str | None = None
@@ -65,6 +72,10 @@ class Settings(BaseSettings):
     memory_infer: bool | None = None
 
     log_level: str = "info"
+
+    def concurrency(self, queue: str) -> int:
+        """Concurrent activities for a worker on `queue` (a `nexus.core.orchestration.Queue` value)."""
+        return int(getattr(self, f"{queue}_concurrency"))
 
     @model_validator(mode="after")
     def _absolute_data_dir(self) -> Settings:

@@ -10,11 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from temporalio.client import Client
 
 from models import ChatTurn, Conversation, Message, TurnEvent, User
-from nexus.eventlog import follow
+from nexus.chat.contracts import ChainMode, ChatTurnInput
+from nexus.core.eventlog import follow
+from nexus.core.orchestration import CHAT_TURN_WORKFLOW, chat_turn_workflow_id
 from nexus.runtime import Runtime
-from workflows.chat import ChatTurnWorkflow
-from workflows.chat_types import ChainMode, ChatTurnInput
-from workflows.shared import chat_turn_workflow_id
 
 TERMINAL_KINDS = {"final", "error"}
 
@@ -51,7 +50,7 @@ async def start_turn(
     media_ids: list[uuid.UUID] | None,
 ) -> None:
     await client.start_workflow(
-        ChatTurnWorkflow.run,
+        CHAT_TURN_WORKFLOW,
         ChatTurnInput(
             turn_id=turn.id,
             conversation_id=turn.conversation_id,
@@ -64,6 +63,7 @@ async def start_turn(
         ),
         id=turn.workflow_id,
         task_queue=runtime.queues.workflows,
+        result_type=str,
     )
 
 

@@ -14,9 +14,9 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
-from nexus.settings import Settings
-from nexus.storage import ObjectStore
-from workflows.shared import Queue, TaskQueues
+from nexus.core.orchestration import Queue, TaskQueues
+from nexus.core.settings import Settings
+from nexus.storage.service import ObjectStore
 
 CHECK_TIMEOUT_S = 5.0
 
@@ -105,7 +105,7 @@ def check_chromaprint() -> Check:
 
 
 def check_models(settings: Settings) -> list[Check]:
-    from nexus.providers.models import embedding_model_path, whisper_model_path
+    from nexus.llm.models import embedding_model_path, whisper_model_path
 
     checks = []
     for name, locate in (("whisper model", whisper_model_path), ("embedding model", embedding_model_path)):

@@ -6,7 +6,7 @@ import uuid
 
 from pydantic import BaseModel
 
-from workflows.shared import TaskQueues
+from nexus.core.orchestration import TaskQueues
 
 
 class MediaPipelineInput(BaseModel):
@@ -25,6 +25,7 @@ class StageUpdate(BaseModel):
     job_id: uuid.UUID
     stage: str
     error: str | None = None
+    error_type: str | None = None  # the failing activity's error type (e.g. BadInput), never parsed from `error`
 
 
 class FetchResult(BaseModel):

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from nexus.db import session_scope
-from nexus.identity import authenticate_api_key, create_user, get_user_by_email, issue_api_key
+from nexus.core.db import session_scope
+from nexus.identity.service import authenticate_api_key, create_user, get_user_by_email, issue_api_key
 
 LOCAL_ADMIN_EMAIL = "admin@localhost"
 

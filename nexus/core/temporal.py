@@ -5,7 +5,7 @@ from __future__ import annotations
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from nexus.settings import Settings
+from nexus.core.settings import Settings
 
 
 async def connect(settings: Settings) -> Client:
@@ -18,16 +18,15 @@ async def connect(settings: Settings) -> Client:
 
 async def ensure_search_attributes(client: Client, namespace: str) -> None:
     """Register Nexus's search attributes on an external server (the embedded one gets them at start-up)."""
-    from temporalio.api.enums.v1 import IndexedValueType
     from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 
-    from nexus.embedded import SEARCH_ATTRIBUTES
+    from nexus.core.orchestration import SEARCH_ATTRIBUTES
 
     existing = await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace=namespace))
     missing = {
-        name: IndexedValueType.Value(f"INDEXED_VALUE_TYPE_{kind.upper()}")
-        for name, kind in SEARCH_ATTRIBUTES.items()
-        if name not in existing.custom_attributes
+        key.name: key.indexed_value_type.value  # type: ignore[misc]
+        for key in SEARCH_ATTRIBUTES
+        if key.name not in existing.custom_attributes
     }
     if missing:
         await client.operator_service.add_search_attributes(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nexus.settings import Settings
+from nexus.core.settings import Settings
 
 
 def whisper_model_path(settings: Settings) -> Path:

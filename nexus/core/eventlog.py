@@ -19,12 +19,12 @@ from typing import Any, TypeVar
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from nexus.db import session_scope
+from nexus.core.db import session_scope
 
 E = TypeVar("E")
 CHANNEL = "nexus_events"
 FALLBACK_POLL_S = 0.5
-log = logging.getLogger("nexus.eventlog")
+log = logging.getLogger("nexus.core.eventlog")
 
 
 async def notify(session: AsyncSession, parent_id: uuid.UUID) -> None:

@@ -10,13 +10,12 @@ import shutil
 import sysconfig
 from pathlib import Path
 
-from nexus.settings import Settings
+from temporalio.common import SearchAttributeIndexedValueType
 
-SEARCH_ATTRIBUTES: dict[str, str] = {
-    "NexusUserId": "Keyword",
-    "NexusMediaId": "Keyword",
-    "NexusStage": "Keyword",
-}
+from nexus.core.orchestration import SEARCH_ATTRIBUTES
+from nexus.core.settings import Settings
+
+_SA_KIND = {SearchAttributeIndexedValueType.KEYWORD: "Keyword", SearchAttributeIndexedValueType.TEXT: "Text"}
 
 
 def temporal_cli() -> str:
@@ -56,8 +55,8 @@ def temporal_dev_server_args(settings: Settings) -> list[str]:
         "--sqlite-pragma",
         "synchronous=normal",
     ]
-    for name, kind in SEARCH_ATTRIBUTES.items():
-        args += ["--search-attribute", f"{name}={kind}"]
+    for key in SEARCH_ATTRIBUTES:
+        args += ["--search-attribute", f"{key.name}={_SA_KIND[key.indexed_value_type]}"]
     return args
 
 

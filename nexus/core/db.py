@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager, contextmanager
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from nexus.settings import Settings
+from nexus.core.settings import Settings
 
 
 def resolve_database_url(settings: Settings) -> str:
@@ -17,7 +17,7 @@ def resolve_database_url(settings: Settings) -> str:
         if url.startswith("postgresql://") or url.startswith("postgres://"):
             url = "postgresql+asyncpg://" + url.split("://", 1)[1]
         return url
-    from nexus.embedded import EmbeddedPostgres
+    from nexus.core.embedded import EmbeddedPostgres
 
     return EmbeddedPostgres(settings.pg_dir).start()
 
@@ -29,7 +29,7 @@ def database_url_for_command(settings: Settings) -> Iterator[str]:
     if settings.database_url:
         yield resolve_database_url(settings)
         return
-    from nexus.embedded import EmbeddedPostgres
+    from nexus.core.embedded import EmbeddedPostgres
 
     pg = EmbeddedPostgres(settings.pg_dir)
     already_running = pg.is_running()

@@ -8,8 +8,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from nexus.providers.models import embedding_model_path
-from nexus.settings import Settings
+from models.media import EMBEDDING_DIMS
+from nexus.core.settings import Settings
+from nexus.llm.models import embedding_model_path
 
 _lock = threading.Lock()
 
@@ -33,7 +34,14 @@ class Embedder:
 
     def _model(self):
         with _lock:
-            return _load(self.path)
+            model = _load(self.path)
+        dims = model.get_sentence_embedding_dimension()
+        if dims != EMBEDDING_DIMS:
+            raise ValueError(
+                f"embedding model {self.path} makes {dims}-d vectors; the database stores {EMBEDDING_DIMS}-d "
+                "(models.media.EMBEDDING_DIMS): choose a model of that size or migrate the vector column"
+            )
+        return model
 
     def embed_query(self, text: str) -> list[float]:
         """One query's vector, cached: a chat turn embeds its question once for memory search and retrieval."""
@@ -42,7 +50,7 @@ class Embedder:
     def embed(self, texts: list[str]) -> np.ndarray:
         """Blocking; returns an (n, dims) float32 array of unit vectors."""
         if not texts:
-            return np.zeros((0, 384), dtype=np.float32)
+            return np.zeros((0, self.dims), dtype=np.float32)
         return self._model().encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
 
 

@@ -16,8 +16,8 @@ from collections.abc import AsyncIterator
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
-from nexus.providers.embeddings import Embedder
-from nexus.settings import Settings
+from nexus.core.settings import Settings
+from nexus.llm.embeddings import Embedder
 
 ENRICH_SYSTEM = (
     "You enrich transcripts of audio/video. Reply with JSON only: "
@@ -344,27 +344,3 @@ def _shorten(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text.rstrip(".")
     return text[:limit].rsplit(" ", 1)[0] + "…"
-
-
-def configured_providers(settings: Settings) -> list[str]:
-    """Provider names usable with these settings, preferred first; `extractive` is always available."""
-    names = []
-    if settings.gemini_api_key:
-        names.append("gemini")
-    if settings.openai_base_url:
-        names.append("openai")
-    return [*names, "extractive"]
-
-
-def make_provider(name: str, settings: Settings, embedder: Embedder) -> LLMProvider:
-    if name not in configured_providers(settings):
-        raise ProviderError(f"provider {name!r} is not configured", retryable=False)
-    if name == "gemini":
-        return GeminiProvider(settings)
-    if name == "openai":
-        return OpenAICompatibleProvider(settings)
-    return ExtractiveProvider(embedder)
-
-
-def enrichment_provider(settings: Settings, embedder: Embedder) -> LLMProvider:
-    return make_provider(configured_providers(settings)[0], settings, embedder)

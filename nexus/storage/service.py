@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from urllib.parse import urlparse
 
-from nexus.settings import Settings
+from nexus.core.settings import Settings
 
 
 class ObjectStore(ABC):

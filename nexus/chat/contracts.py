@@ -7,8 +7,8 @@ import uuid
 
 from pydantic import BaseModel, Field
 
-from nexus.providers.llm import Passage
-from workflows.shared import TaskQueues
+from nexus.core.orchestration import TaskQueues
+from nexus.llm.providers import Passage
 
 
 class ChainMode(enum.StrEnum):

@@ -13,10 +13,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from nexus.db import sync_url
-from nexus.providers.embeddings import Embedder
-from nexus.providers.models import embedding_model_path
-from nexus.settings import Settings
+from models.media import EMBEDDING_DIMS
+from nexus.core.db import sync_url
+from nexus.core.settings import Settings
+from nexus.llm.embeddings import Embedder
+from nexus.llm.models import embedding_model_path
 
 COLLECTION = "nexus_memories"
 
@@ -79,13 +80,13 @@ class MemoryStore:
                 "config": {
                     "connection_string": sync_url(self.database_url),
                     "collection_name": COLLECTION,
-                    "embedding_model_dims": 384,
+                    "embedding_model_dims": EMBEDDING_DIMS,
                     "hnsw": True,
                 },
             },
             "embedder": {
                 "provider": "huggingface",
-                "config": {"model": str(embedding_model_path(s)), "embedding_dims": 384},
+                "config": {"model": str(embedding_model_path(s)), "embedding_dims": EMBEDDING_DIMS},
             },
             "llm": llm,
             "history_db_path": str(s.data_dir / "mem0" / "history.db"),

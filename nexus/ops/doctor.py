@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from nexus.health import (
+from nexus.core.settings import Settings
+from nexus.ops.health import (
     Check,
     check_binary,
     check_chromaprint,
@@ -13,13 +14,12 @@ from nexus.health import (
     check_storage,
     check_temporal,
 )
-from nexus.settings import Settings
 
 
 async def run_doctor(settings: Settings) -> list[Check]:
-    from nexus.db import database_url_for_command, make_engine
-    from nexus.storage import make_store
-    from nexus.temporal import connect
+    from nexus.core.db import database_url_for_command, make_engine
+    from nexus.core.temporal import connect
+    from nexus.storage.service import make_store
 
     checks = [
         check_binary("ffmpeg", "apt-get install ffmpeg"),

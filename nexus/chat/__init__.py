@@ -1,0 +1,1 @@
+"""Chat domain: conversations, personas, turns, and answer generation with citations."""

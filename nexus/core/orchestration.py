@@ -1,0 +1,58 @@
+"""The orchestration contract: task-queue names, workflow names and ids, and search attributes.
+
+One home for these facts. Domain services start workflows by name with the ids and attributes defined here;
+workflows declare those names; workers serve those queues; the embedded server registers those attributes.
+Free of side effects: it is imported inside the workflow sandbox too.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from pydantic import BaseModel
+from temporalio.common import SearchAttributeKey
+
+
+class Queue(enum.StrEnum):
+    workflows = "workflows"  # orchestration only: kept apart so ffmpeg load never delays a workflow task
+    cpu = "cpu"  # download, convert, fingerprint, embed, chat context
+    gpu = "gpu"  # transcription (CPU fallback where no CUDA)
+    llm = "llm"  # enrichment, chat generation
+
+
+class TaskQueues(BaseModel):
+    """Concrete queue names. Passed in workflow input so workflows never read settings."""
+
+    workflows: str
+    cpu: str
+    gpu: str
+    llm: str
+
+    @classmethod
+    def from_prefix(cls, prefix: str) -> TaskQueues:
+        return cls(**{q.value: f"{prefix}-{q.value}" for q in Queue})
+
+    def name(self, queue: Queue) -> str:
+        return getattr(self, queue.value)
+
+
+# --- workflow names and ids ----------------------------------------------------------------------------------
+
+MEDIA_PIPELINE_WORKFLOW = "MediaPipeline"
+CHAT_TURN_WORKFLOW = "ChatTurn"
+
+
+def media_workflow_id(media_id: object) -> str:
+    return f"media-{media_id}"
+
+
+def chat_turn_workflow_id(conversation_id: object, turn: int) -> str:
+    return f"chat-{conversation_id}-{turn}"
+
+
+# --- search attributes (registered on the embedded server at start, on external ones by `nexus migrate`) -----
+
+SA_USER_ID = SearchAttributeKey.for_keyword("NexusUserId")
+SA_MEDIA_ID = SearchAttributeKey.for_keyword("NexusMediaId")
+SA_STAGE = SearchAttributeKey.for_keyword("NexusStage")
+SEARCH_ATTRIBUTES: list[SearchAttributeKey] = [SA_USER_ID, SA_MEDIA_ID, SA_STAGE]

@@ -1,0 +1,1 @@
+"""Identity domain: users, API keys, workspaces, and the one authorization rule (`access`)."""

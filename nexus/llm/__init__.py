@@ -1,0 +1,1 @@
+"""Language and embedding models: provider clients (Gemini, OpenAI-compatible, extractive) and the embedder."""

@@ -1,0 +1,172 @@
+"""The pipeline's stages as plain async functions: fetch, fingerprint, transcribe, enrich, embed.
+
+Activities are thin adapters around these (heartbeats, error types); the rules live here. Each stage is
+idempotent: re-running it for the same media id finds what an earlier attempt stored and reuses it, so a retry
+never repeats a finished download, transcription or LLM call. Files travel between machines only through object
+storage; each stage works in a private temp dir that is removed when it ends, so a failure strands no files.
+
+`progress(fraction)` callbacks are plain, thread-safe setters: the caller decides how progress is reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from models import MediaItem, SourceType
+from nexus.core.errors import BadInput
+from nexus.media import repository
+from nexus.media.chunking import chunk_segments
+from nexus.media.contracts import DedupResult, EmbedResult, EnrichResult, FetchResult, TranscribeResult
+from nexus.media.fetch import check_url, download, to_speech_wav, validate_media
+from nexus.media.fingerprint import Fingerprint, fingerprint_file, is_near_duplicate
+from nexus.media.repository import media_prefix
+from nexus.runtime import Runtime
+
+Progress = Callable[[float], None]
+
+
+def _ignore(_fraction: float) -> None:
+    pass
+
+
+@contextmanager
+def scratch_dir(prefix: str) -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix=f"nexus-{prefix}-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+async def load(rt: Runtime, media_id: uuid.UUID) -> MediaItem:
+    media = await repository.get_media(rt.engine, media_id)
+    if media is None:
+        raise BadInput("the media item was deleted")
+    return media
+
+
+async def fetch(rt: Runtime, media_id: uuid.UUID, progress: Progress = _ignore) -> FetchResult:
+    """Download (URL) or take the upload, check it is real audio/video within limits, store a 16 kHz WAV."""
+    media = await load(rt, media_id)
+    store, settings = rt.store, rt.settings
+    if media.audio_key and media.duration_s and await asyncio.to_thread(store.exists, media.audio_key):
+        return FetchResult(duration_s=media.duration_s, audio_key=media.audio_key, reused=True)
+    prefix = media_prefix(media.owner_id, media.id)
+    max_bytes = int(settings.max_media_mb * 1024 * 1024)
+    with scratch_dir("fetch") as tmp:
+        if media.source_type == SourceType.url:
+            url = media.source_url or ""
+            await asyncio.to_thread(check_url, url, allow_private=settings.allow_private_urls)
+            original = await asyncio.to_thread(
+                download,
+                url,
+                tmp,
+                max_bytes=max_bytes,
+                allow_private=settings.allow_private_urls,
+                on_progress=lambda done, total: progress(0.9 * done / total if total else 0.0),
+            )
+            original_key = f"{prefix}/original{original.suffix or '.bin'}"
+        else:
+            if not media.original_key:
+                raise BadInput("the upload is missing from storage")
+            original = tmp / f"original{Path(media.original_key).suffix}"
+            await asyncio.to_thread(store.get_file, media.original_key, original)
+            original_key = media.original_key
+        info = await asyncio.to_thread(
+            validate_media, original, max_bytes=max_bytes, max_minutes=settings.max_media_minutes
+        )
+        wav = tmp / "audio.wav"
+        await asyncio.to_thread(to_speech_wav, original, wav)
+        progress(0.95)
+        audio_key = f"{prefix}/audio.wav"
+        if original_key != media.original_key:
+            await asyncio.to_thread(store.put_file, original_key, original)
+        await asyncio.to_thread(store.put_file, audio_key, wav, "audio/wav")
+        size = original.stat().st_size
+    await repository.store_audio(
+        rt.engine,
+        media.id,
+        original_key=original_key,
+        audio_key=audio_key,
+        duration_s=info.duration_s,
+        size_bytes=size,
+        mime_type=info.format_name,
+    )
+    return FetchResult(duration_s=info.duration_s, audio_key=audio_key, reused=False)
+
+
+async def fingerprint(rt: Runtime, media_id: uuid.UUID) -> DedupResult:
+    """Fingerprint the audio and compare it with the owner's earlier items: a near-duplicate is not reprocessed."""
+    media = await load(rt, media_id)
+    if media.fingerprint and media.duration_s:
+        fp = Fingerprint(media.duration_s, media.fingerprint)
+    else:
+        with scratch_dir("fp") as tmp:
+            wav = tmp / "audio.wav"
+            await asyncio.to_thread(rt.store.get_file, media.audio_key or "", wav)
+            fp = await asyncio.to_thread(fingerprint_file, wav)
+        await repository.store_fingerprint(rt.engine, media.id, fp.encoded)
+    for other_id, other_duration, other_fp in await repository.duplicate_candidates(rt.engine, media):
+        same, ber = await asyncio.to_thread(is_near_duplicate, fp, Fingerprint(other_duration or 0, other_fp))
+        if same:
+            await repository.mark_duplicate(rt.engine, media.id, other_id, ber)
+            return DedupResult(duplicate_of=other_id, ber=ber)
+    return DedupResult(duplicate_of=None, ber=None)
+
+
+async def transcribe(rt: Runtime, media_id: uuid.UUID, progress: Progress = _ignore) -> TranscribeResult:
+    from nexus.media.transcribe import transcribe as run_whisper
+
+    media = await load(rt, media_id)
+    existing = await repository.count_segments(rt.engine, media.id)
+    if existing:
+        return TranscribeResult(segments=existing, language=media.language, reused=True)
+    with scratch_dir("stt") as tmp:
+        wav = tmp / "audio.wav"
+        await asyncio.to_thread(rt.store.get_file, media.audio_key or "", wav)
+        result = await asyncio.to_thread(
+            run_whisper, rt.settings, wav, lambda done, total: progress(done / total if total else 0.0)
+        )
+    await repository.store_transcript(rt.engine, media, result)
+    return TranscribeResult(segments=len(result.segments), language=result.language, reused=False)
+
+
+async def enrich(rt: Runtime, media_id: uuid.UUID) -> EnrichResult:
+    """Title, summary and tags from the configured provider; stored before anything else can fail."""
+    from nexus.llm.service import enrichment_provider
+
+    media = await load(rt, media_id)
+    if media.enrichment_provider:
+        return EnrichResult(provider=media.enrichment_provider, tags=media.tags, reused=True)
+    transcript = await repository.transcript_text(rt.engine, media.id)
+    provider = enrichment_provider(rt.settings, rt.embedder)
+    result = await provider.enrich(transcript[:100_000])
+    await repository.store_enrichment(rt.engine, media, result)
+    return EnrichResult(provider=result.provider, tags=result.tags, reused=False)
+
+
+async def embed(rt: Runtime, media_id: uuid.UUID) -> EmbedResult:
+    media = await load(rt, media_id)
+    existing = await repository.count_chunks(rt.engine, media.id)
+    if existing:
+        return EmbedResult(chunks=existing, reused=True)
+    segments = await repository.segment_texts(rt.engine, media.id)
+    passages = chunk_segments(segments)
+    vectors = await asyncio.to_thread(rt.embedder.embed, [p.text for p in passages])
+    await repository.store_chunks(rt.engine, media, passages, vectors, rt.embedder.model_name)
+    return EmbedResult(chunks=len(passages), reused=False)
+
+
+async def discard_objects(rt: Runtime, job_id: uuid.UUID) -> None:
+    """Bad input cannot be retried into success: drop what was stored for it so nothing is stranded."""
+    media = await repository.media_of_job(rt.engine, job_id)
+    if media is None:
+        return
+    await asyncio.to_thread(rt.store.delete_prefix, media_prefix(media.owner_id, media.id))
+    await repository.forget_objects(rt.engine, media.id)

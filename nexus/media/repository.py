@@ -1,0 +1,253 @@
+"""The job record and its ordered event log: the one place stage/progress is written."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from models import JobEvent, MediaChunk, MediaItem, MediaJob, MediaStatus, TranscriptSegment
+from models.base import utcnow
+from nexus.core.db import session_scope
+from nexus.core.eventlog import follow, notify
+from nexus.llm.providers import Enrichment
+from nexus.media.chunking import Passage
+from nexus.media.fingerprint import duration_window
+from nexus.media.transcribe import Transcript
+
+# Overall progress (0-100) spanned by each stage, so one bar can move through the whole pipeline.
+STAGE_SPAN: dict[MediaStatus, tuple[int, int]] = {
+    MediaStatus.pending: (0, 0),
+    MediaStatus.extracting: (0, 15),
+    MediaStatus.fingerprinting: (15, 20),
+    MediaStatus.transcribing: (20, 80),
+    MediaStatus.enriching: (80, 90),
+    MediaStatus.embedding: (90, 99),
+}
+
+
+def overall_progress(stage: MediaStatus, fraction: float) -> int:
+    if stage.terminal:
+        return 100
+    lo, hi = STAGE_SPAN[stage]
+    return int(lo + (hi - lo) * max(0.0, min(1.0, fraction)))
+
+
+def media_prefix(owner_id: uuid.UUID, media_id: uuid.UUID) -> str:
+    """Every object of one media item lives under this per-user prefix."""
+    return f"users/{owner_id}/media/{media_id}"
+
+
+async def record(
+    engine: AsyncEngine,
+    job_id: uuid.UUID,
+    stage: MediaStatus,
+    fraction: float = 0.0,
+    *,
+    message: str | None = None,
+    error: str | None = None,
+) -> None:
+    """Move the job (and its media item) to `stage` at `fraction` done, and append an event, atomically."""
+    progress = overall_progress(stage, fraction)
+    terminal = stage.terminal
+    async with session_scope(engine) as session:
+        job = await session.get(MediaJob, job_id)
+        if job is None:
+            return  # deleted meanwhile; nothing to report to
+        values: dict[str, object] = {"stage": stage, "progress": progress, "updated_at": utcnow()}
+        if terminal:
+            values["finished_at"] = utcnow()
+            values["error"] = error
+        await session.execute(update(MediaJob).where(MediaJob.id == job_id).values(**values))
+        media_values: dict[str, object] = {"status": stage, "updated_at": utcnow()}
+        if terminal:
+            media_values["error"] = error
+        await session.execute(update(MediaItem).where(MediaItem.id == job.media_id).values(**media_values))
+        session.add(
+            JobEvent(job_id=job_id, stage=stage, progress=progress, terminal=terminal, message=error or message)
+        )
+        await notify(session, job_id)
+
+
+async def stream_events(engine: AsyncEngine, job_id: uuid.UUID) -> AsyncIterator[JobEvent]:
+    """The current run's events in order, then new ones, until a terminal one. A run starts at its latest
+    `pending` event (job creation or a retry), so a retried job streams the new run."""
+    async with session_scope(engine) as session:
+        start = (
+            await session.execute(
+                select(func.max(JobEvent.seq)).where(JobEvent.job_id == job_id, JobEvent.stage == MediaStatus.pending)
+            )
+        ).scalar_one()
+    async for event in follow(
+        engine,
+        JobEvent,
+        MediaJob,
+        JobEvent.job_id,
+        job_id,
+        after_seq=(start or 0) - 1,
+        is_terminal=lambda e: e.terminal,
+    ):
+        yield event
+
+
+# --- pipeline reads and writes: each its own short transaction, so no connection is held across slow work ---
+
+
+def _clip(value: str | None, limit: int) -> str | None:
+    """Values from tools and models are clipped to their column instead of failing the step after the work."""
+    return value if value is None or len(value) <= limit else value[: limit - 1] + "…"
+
+
+async def get_media(engine: AsyncEngine, media_id: uuid.UUID) -> MediaItem | None:
+    async with session_scope(engine) as session:
+        return await session.get(MediaItem, media_id)
+
+
+async def media_of_job(engine: AsyncEngine, job_id: uuid.UUID) -> MediaItem | None:
+    async with session_scope(engine) as session:
+        job = await session.get(MediaJob, job_id)
+        return await session.get(MediaItem, job.media_id) if job else None
+
+
+async def _update_media(engine: AsyncEngine, media_id: uuid.UUID, **values: object) -> None:
+    async with session_scope(engine) as session:
+        await session.execute(update(MediaItem).where(MediaItem.id == media_id).values(**values, updated_at=utcnow()))
+
+
+async def store_audio(
+    engine: AsyncEngine,
+    media_id: uuid.UUID,
+    *,
+    original_key: str,
+    audio_key: str,
+    duration_s: float,
+    size_bytes: int,
+    mime_type: str,
+) -> None:
+    await _update_media(
+        engine,
+        media_id,
+        original_key=original_key,
+        audio_key=audio_key,
+        duration_s=duration_s,
+        size_bytes=size_bytes,
+        mime_type=_clip(mime_type, 100),
+    )
+
+
+async def forget_objects(engine: AsyncEngine, media_id: uuid.UUID) -> None:
+    await _update_media(engine, media_id, original_key=None, audio_key=None)
+
+
+async def store_fingerprint(engine: AsyncEngine, media_id: uuid.UUID, encoded: str) -> None:
+    await _update_media(engine, media_id, fingerprint=encoded)
+
+
+async def duplicate_candidates(engine: AsyncEngine, media: MediaItem) -> list[tuple[uuid.UUID, float | None, str]]:
+    """Earlier fingerprinted items of the same owner that could be the original of `media`.
+
+    Only earlier items: two copies ingested at once do not mark each other. Items far longer or shorter cannot
+    match (see `fingerprint.is_near_duplicate`), so they are filtered here instead of loaded.
+    """
+    query = (
+        select(MediaItem.id, MediaItem.duration_s, MediaItem.fingerprint)
+        .where(
+            MediaItem.owner_id == media.owner_id,
+            MediaItem.id != media.id,
+            MediaItem.fingerprint.is_not(None),
+            MediaItem.created_at < media.created_at,
+            MediaItem.status.not_in([MediaStatus.duplicate, MediaStatus.failed, MediaStatus.cancelled]),
+        )
+        .order_by(MediaItem.created_at)
+    )
+    if media.duration_s:
+        lo, hi = duration_window(media.duration_s)
+        query = query.where(MediaItem.duration_s.between(lo, hi))
+    async with session_scope(engine) as session:
+        return [(r[0], r[1], r[2]) for r in (await session.execute(query)).all()]
+
+
+async def mark_duplicate(engine: AsyncEngine, media_id: uuid.UUID, original_id: uuid.UUID, ber: float) -> None:
+    await _update_media(engine, media_id, duplicate_of=original_id, duplicate_ber=ber)
+
+
+async def count_segments(engine: AsyncEngine, media_id: uuid.UUID) -> int:
+    async with session_scope(engine) as session:
+        return (await session.execute(select(func.count()).where(TranscriptSegment.media_id == media_id))).scalar_one()
+
+
+async def store_transcript(engine: AsyncEngine, media: MediaItem, transcript: Transcript) -> None:
+    """All segments in one transaction; the (media_id, idx) unique key stops a racing attempt from doubling them."""
+    async with session_scope(engine) as session:
+        for i, seg in enumerate(transcript.segments):
+            session.add(
+                TranscriptSegment(
+                    media_id=media.id,
+                    owner_id=media.owner_id,
+                    idx=i,
+                    start_s=seg.start,
+                    end_s=seg.end,
+                    speaker=_clip(seg.speaker, 100),
+                    text=seg.text,
+                )
+            )
+        await session.execute(
+            update(MediaItem)
+            .where(MediaItem.id == media.id)
+            .values(language=_clip(transcript.language, 16), updated_at=utcnow())
+        )
+
+
+async def transcript_text(engine: AsyncEngine, media_id: uuid.UUID) -> str:
+    return " ".join(text for _, _, text in await segment_texts(engine, media_id))
+
+
+async def segment_texts(engine: AsyncEngine, media_id: uuid.UUID) -> list[tuple[float, float, str]]:
+    async with session_scope(engine) as session:
+        rows = await session.execute(
+            select(TranscriptSegment.start_s, TranscriptSegment.end_s, TranscriptSegment.text)
+            .where(TranscriptSegment.media_id == media_id)
+            .order_by(TranscriptSegment.idx)
+        )
+        return [(r[0], r[1], r[2]) for r in rows.all()]
+
+
+async def store_enrichment(engine: AsyncEngine, media: MediaItem, result: Enrichment) -> None:
+    await _update_media(
+        engine,
+        media.id,
+        title=media.title or _clip(result.title, 500),
+        summary=result.summary,
+        tags=[t[:40] for t in result.tags],
+        enrichment_provider=_clip(result.provider, 50),
+        enrichment_model=_clip(result.model, 100),
+    )
+
+
+async def count_chunks(engine: AsyncEngine, media_id: uuid.UUID) -> int:
+    async with session_scope(engine) as session:
+        return (await session.execute(select(func.count()).where(MediaChunk.media_id == media_id))).scalar_one()
+
+
+async def store_chunks(
+    engine: AsyncEngine, media: MediaItem, passages: list[Passage], vectors: Sequence[Any], model_name: str
+) -> None:
+    """Like the transcript: one transaction, and the (media_id, idx) unique key stops a racing attempt."""
+    async with session_scope(engine) as session:
+        for i, (passage, vector) in enumerate(zip(passages, vectors, strict=True)):
+            session.add(
+                MediaChunk(
+                    media_id=media.id,
+                    owner_id=media.owner_id,
+                    idx=i,
+                    start_s=passage.start_s,
+                    end_s=passage.end_s,
+                    text=passage.text,
+                    embedding=list(map(float, vector)),
+                    embedding_model=_clip(model_name, 100),
+                    dims=len(vector),
+                )
+            )

@@ -1,0 +1,1 @@
+"""Memory domain: what Nexus remembers about a user (Mem0 over pgvector)."""

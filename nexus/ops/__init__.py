@@ -1,0 +1,1 @@
+"""Operations: health checks, doctor, migrations, first-run bootstrap."""

@@ -1,0 +1,1 @@
+"""Search domain: hybrid retrieval over transcript chunks."""
