@@ -5,22 +5,32 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # The CPU build of torch; an unpinned torch pulls several GB of CUDA packages.
 TORCH ?= torch==2.13.0
+# Exact versions CI tested (see `make lock`), so a fresh clone next month installs the same thing.
+CONSTRAINTS := constraints.txt
 
-.PHONY: up test install system-deps test-system-deps lint bench clean
+.PHONY: up test test-fast test-e2e install system-deps test-system-deps lint fmt lock bench clean
 
 up: install system-deps
 	$(BIN)/nexus up
 
-test: install test-system-deps
+# Everything: lint, then unit, workflow, API and whole-stack tests against real components.
+test: install test-system-deps lint
 	$(BIN)/pytest
+
+# The inner loop: unit + workflow (time-skipping) + API tests on real Postgres.
+test-fast: install test-system-deps
+	$(BIN)/pytest tests/unit tests/workflows tests/api
+
+test-e2e: install test-system-deps
+	$(BIN)/pytest tests/e2e
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH)"
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -c $(CONSTRAINTS) -e '.[dev]'
 	touch $(STAMP)
 
 system-deps:
@@ -32,6 +42,16 @@ test-system-deps:
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+fmt: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+# Re-pin every dependency to what is installed now (after changing pyproject.toml and testing).
+lock: install
+	{ echo "# Exact versions CI tested, for reproducible installs (make install uses them as pip constraints)."; \
+	  echo "# Regenerate after changing dependencies: make lock"; \
+	  $(BIN)/pip freeze --exclude-editable | grep -v -i '^torch=='; } > $(CONSTRAINTS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

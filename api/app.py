@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Security
 from fastapi.middleware.cors import CORSMiddleware
 
 from api.access_log import AccessLog
+from api.deps import bearer_scheme
 from api.routes import account, chat, health, jobs, media, search
 from nexus.core.settings import Settings, get_settings
 from nexus.runtime import Runtime
@@ -42,10 +43,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     )
     app.add_middleware(AccessLog)
     app.include_router(health.router)
-    app.include_router(account.router)
-    app.include_router(media.router)
-    app.include_router(jobs.router)
+    # Declares the bearer scheme in the OpenAPI schema; `get_current_user` does the checking for every route.
+    documented = [Security(bearer_scheme)]
+    for router in (account.router, media.router, jobs.router, search.router, chat.router):
+        app.include_router(router, dependencies=documented)
     app.include_router(jobs.ws_router)
-    app.include_router(search.router)
-    app.include_router(chat.router)
     return app

@@ -13,11 +13,21 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from api.deps import CurrentUser, RuntimeDep, SessionDep, TemporalDep
-from models import ChatTurn, Conversation, Message, Persona
+from api.deps import (
+    CurrentUser,
+    ReadableConversation,
+    ReadablePersona,
+    ReadableTurn,
+    RuntimeDep,
+    SessionDep,
+    TemporalDep,
+    WritableConversation,
+    WritablePersona,
+)
+from models import Conversation, Message, Persona
 from nexus.chat.contracts import ChainMode
 from nexus.chat.service import open_turn, start_turn, turn_events
-from nexus.identity.access import get_owned, owned_by
+from nexus.identity.access import Action, authorize, owned_by
 from nexus.identity.service import personal_workspace
 from nexus.llm.service import configured_providers
 
@@ -71,25 +81,6 @@ class MemoryOut(BaseModel):
     created_at: str | None
 
 
-async def _owned(session: SessionDep, user: CurrentUser, model: type, obj_id: uuid.UUID, what: str) -> Any:
-    found = await get_owned(session, model, user.id, obj_id)
-    if found is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no such {what}")
-    return found
-
-
-async def owned_turn(turn_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> ChatTurn:
-    return await _owned(session, user, ChatTurn, turn_id, "chat turn")
-
-
-async def owned_conversation(conversation_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> Conversation:
-    return await _owned(session, user, Conversation, conversation_id, "conversation")
-
-
-async def owned_persona(persona_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> Persona:
-    return await _owned(session, user, Persona, persona_id, "persona")
-
-
 def _sse(event: Any) -> ServerSentEvent:
     return ServerSentEvent(data={"attempt": event.attempt, **event.data}, event=event.kind, id=str(event.seq))
 
@@ -116,9 +107,13 @@ async def start_chat_turn(
             status.HTTP_400_BAD_REQUEST,
             f"provider(s) not configured: {', '.join(unknown)}; available: {', '.join(available)}",
         )
-    persona = await owned_persona(body.persona_id, user, session) if body.persona_id else None
+    persona = await authorize(session, Persona, user.id, body.persona_id) if body.persona_id else None
+    if body.persona_id and persona is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such persona")
     if body.conversation_id:
-        conversation = await owned_conversation(body.conversation_id, user, session)
+        conversation = await authorize(session, Conversation, user.id, body.conversation_id, Action.write)
+        if conversation is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such conversation")
         if persona:
             conversation.persona_id = persona.id
     else:
@@ -163,9 +158,7 @@ async def chat(
 
 
 @router.get("/chat/{turn_id}/events", response_class=EventSourceResponse)
-async def replay_turn(
-    turn: Annotated[ChatTurn, Depends(owned_turn)], session: SessionDep, runtime: RuntimeDep
-) -> AsyncIterator[ServerSentEvent]:
+async def replay_turn(turn: ReadableTurn, session: SessionDep, runtime: RuntimeDep) -> AsyncIterator[ServerSentEvent]:
     """Every event of the turn from the start (then live ones until it ends)."""
     await session.close()
     async for event in turn_events(runtime.engine, turn.id):
@@ -179,9 +172,7 @@ async def list_conversations(user: CurrentUser, session: SessionDep) -> list[Con
 
 
 @router.get("/conversations/{conversation_id}/messages")
-async def conversation_messages(
-    conversation: Annotated[Conversation, Depends(owned_conversation)], session: SessionDep
-) -> list[MessageOut]:
+async def conversation_messages(conversation: ReadableConversation, session: SessionDep) -> list[MessageOut]:
     rows = await session.execute(
         select(Message).where(Message.conversation_id == conversation.id).order_by(Message.created_at)
     )
@@ -189,9 +180,7 @@ async def conversation_messages(
 
 
 @router.delete("/conversations/{conversation_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_conversation(
-    conversation: Annotated[Conversation, Depends(owned_conversation)], session: SessionDep
-) -> None:
+async def delete_conversation(conversation: WritableConversation, session: SessionDep) -> None:
     await session.delete(conversation)
 
 
@@ -211,21 +200,19 @@ async def create_persona(body: PersonaIn, user: CurrentUser, session: SessionDep
 
 
 @router.get("/personas/{persona_id}")
-async def get_persona(persona: Annotated[Persona, Depends(owned_persona)]) -> PersonaOut:
+async def get_persona(persona: ReadablePersona) -> PersonaOut:
     return PersonaOut.model_validate(persona, from_attributes=True)
 
 
 @router.put("/personas/{persona_id}")
-async def update_persona(
-    body: PersonaIn, persona: Annotated[Persona, Depends(owned_persona)], session: SessionDep
-) -> PersonaOut:
+async def update_persona(body: PersonaIn, persona: WritablePersona, session: SessionDep) -> PersonaOut:
     persona.name, persona.instruction = body.name, body.instruction
     await session.flush()
     return PersonaOut.model_validate(persona, from_attributes=True)
 
 
 @router.delete("/personas/{persona_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_persona(persona: Annotated[Persona, Depends(owned_persona)], session: SessionDep) -> None:
+async def delete_persona(persona: WritablePersona, session: SessionDep) -> None:
     await session.delete(persona)
 
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from api.deps import RuntimeDep
-from nexus.ops.health import check_database, check_pollers, check_storage, check_temporal
+from nexus.ops.service import check_database, check_pollers, check_storage, check_temporal
 
 router = APIRouter(tags=["health"])
 

@@ -14,10 +14,10 @@ from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile, sta
 from pydantic import BaseModel, Field
 from sqlalchemy import any_, func, select
 
-from api.deps import CurrentUser, RuntimeDep, SessionDep, TemporalDep
+from api.deps import CurrentUser, ReadableMedia, RuntimeDep, SessionDep, TemporalDep, WritableMedia
 from models import MediaItem, MediaStatus, SourceType, TranscriptSegment
 from nexus.core.errors import BadInput
-from nexus.identity.access import get_owned, owned_by
+from nexus.identity.access import owned_by
 from nexus.identity.service import personal_workspace
 from nexus.media.fetch import check_url, validate_media
 from nexus.media.repository import media_prefix
@@ -197,10 +197,7 @@ async def list_media(
 
 
 @router.get("/{media_id}")
-async def get_media(media_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> MediaDetail:
-    media = await get_owned(session, MediaItem, user.id, media_id)
-    if media is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such media item")
+async def get_media(media: ReadableMedia, session: SessionDep) -> MediaDetail:
     segments = (
         await session.execute(
             select(TranscriptSegment).where(TranscriptSegment.media_id == media.id).order_by(TranscriptSegment.idx)
@@ -220,10 +217,5 @@ async def get_media(media_id: uuid.UUID, user: CurrentUser, session: SessionDep)
 
 
 @router.delete("/{media_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def remove_media(
-    media_id: uuid.UUID, user: CurrentUser, session: SessionDep, client: TemporalDep, runtime: RuntimeDep
-) -> None:
-    media = await get_owned(session, MediaItem, user.id, media_id)
-    if media is None or media.owner_id != user.id:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such media item")
+async def remove_media(media: WritableMedia, session: SessionDep, client: TemporalDep, runtime: RuntimeDep) -> None:
     await delete_media(client, runtime, session, media)

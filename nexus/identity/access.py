@@ -1,28 +1,69 @@
-"""Row ownership: the one way user data is selected.
+"""The one authorization rule. Every route reaches user data through it (see `api.deps`), REST, SSE and
+WebSocket alike.
 
-A row is visible to a user when they own it, or when it belongs to a workspace they are a member of.
-Every query over owned tables goes through `owned_by`, so forgetting the filter is not an option.
+    read    the row's owner, or a member of the row's workspace (any role)
+    write   the row's owner, or an `owner`/`admin` of the row's workspace (change, delete, retry, cancel)
+
+Personal things (API keys, sessions, memories) belong to one user and are never shared. A row the caller may
+not see is answered exactly like a row that does not exist (404), so ids reveal nothing.
 """
 
 from __future__ import annotations
 
+import enum
 import uuid
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import WorkspaceMember
+from models import Role, WorkspaceMember
 from models.base import OwnedModel
 
 M = TypeVar("M", bound=OwnedModel)
 
 
+class Action(enum.StrEnum):
+    read = "read"
+    write = "write"
+
+
+WRITER_ROLES = (Role.owner, Role.admin)
+
+
+def _workspaces(user_id: uuid.UUID, action: Action) -> Select[Any]:
+    query = select(WorkspaceMember.workspace_id).where(WorkspaceMember.user_id == user_id)
+    if action is Action.write:
+        query = query.where(WorkspaceMember.role.in_([r.value for r in WRITER_ROLES]))
+    return query
+
+
+def permitted(model: type[M], user_id: uuid.UUID, action: Action = Action.read) -> Select[tuple[M]]:
+    """All rows of `model` the user may `action`: the base of every query over user data."""
+    return select(model).where(or_(model.owner_id == user_id, model.workspace_id.in_(_workspaces(user_id, action))))
+
+
 def owned_by(model: type[M], user_id: uuid.UUID) -> Select[tuple[M]]:
-    member_of = select(WorkspaceMember.workspace_id).where(WorkspaceMember.user_id == user_id)
-    return select(model).where(or_(model.owner_id == user_id, model.workspace_id.in_(member_of)))
+    """Rows the user may read (lists, search)."""
+    return permitted(model, user_id, Action.read)
+
+
+def visible_media_clause(media_alias: str, user_param: str) -> str:
+    """The read rule as SQL over a `media_items` alias, for hand-written queries (hybrid search)."""
+    return (
+        f"({media_alias}.owner_id = :{user_param} OR {media_alias}.workspace_id IN "
+        f"(SELECT workspace_id FROM workspace_members WHERE user_id = :{user_param}))"
+    )
+
+
+async def authorize(
+    session: AsyncSession, model: type[M], user_id: uuid.UUID, obj_id: uuid.UUID, action: Action = Action.read
+) -> M | None:
+    """One row by id if the user may `action` it; None otherwise (callers answer 404 either way)."""
+    query = permitted(model, user_id, action).where(model.id == obj_id)
+    return (await session.execute(query)).scalar_one_or_none()
 
 
 async def get_owned(session: AsyncSession, model: type[M], user_id: uuid.UUID, obj_id: uuid.UUID) -> M | None:
-    """One row by id, only if `user_id` may see it (None otherwise, so callers answer 404 either way)."""
-    return (await session.execute(owned_by(model, user_id).where(model.id == obj_id))).scalar_one_or_none()
+    """One row by id, only if the user may read it."""
+    return await authorize(session, model, user_id, obj_id, Action.read)

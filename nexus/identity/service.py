@@ -7,8 +7,9 @@ import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import ApiKey, AuditLog, Role, User, Workspace, WorkspaceMember
@@ -16,6 +17,7 @@ from models.base import utcnow
 
 KEY_PREFIX = "nx_"
 _PREFIX_LEN = 8  # random chars after "nx_" that stay visible
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 class IdentityError(ValueError):
@@ -90,7 +92,16 @@ async def authenticate_api_key(session: AsyncSession, token: str) -> User | None
     key, user = row
     if not hmac.compare_digest(key.key_hash, _digest(token)):
         return None
-    key.last_used_at = utcnow()
+    now = utcnow()
+    if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
+        # At most one write a minute per key; conditional, so concurrent requests do not queue on the row.
+        await session.execute(
+            update(ApiKey)
+            .where(ApiKey.id == key.id)
+            .where(or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - LAST_USED_RESOLUTION))
+            .values(last_used_at=now)
+            .execution_options(synchronize_session=False)
+        )
     return user
 
 

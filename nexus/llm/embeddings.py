@@ -30,12 +30,12 @@ class Embedder:
 
     @property
     def dims(self) -> int:
-        return int(self._model().get_sentence_embedding_dimension())
+        return int(self._model().get_embedding_dimension())
 
     def _model(self):
         with _lock:
             model = _load(self.path)
-        dims = model.get_sentence_embedding_dimension()
+        dims = model.get_embedding_dimension()
         if dims != EMBEDDING_DIMS:
             raise ValueError(
                 f"embedding model {self.path} makes {dims}-d vectors; the database stores {EMBEDDING_DIMS}-d "

@@ -104,7 +104,7 @@ def chat_messages(ctx: ChatContext) -> list[dict[str, str]]:
 def clean_tags(tags: list[str]) -> list[str]:
     seen: list[str] = []
     for tag in tags:
-        t = re.sub(r"\s+", " ", tag.strip().lower().lstrip("#"))[:40]
+        t = re.sub(r"\s+", " ", tag.strip().lower().lstrip("#").strip())[:40]
         if t and t not in seen:
             seen.append(t)
     return seen[:8]

@@ -18,7 +18,11 @@ ALLOWED_SCHEMES = {"http", "https"}
 
 def check_url(url: str, *, allow_private: bool) -> None:
     """Refuse what is not http(s), and hosts that resolve to private, loopback or link-local addresses (SSRF)."""
-    parsed = urlparse(url)
+    try:
+        parsed = urlparse(url)
+        port = parsed.port
+    except ValueError as exc:  # a bad port or an unclosed [IPv6] bracket
+        raise BadInput(f"malformed URL: {exc}") from exc
     if parsed.scheme not in ALLOWED_SCHEMES:
         raise BadInput(f"unsupported URL scheme {parsed.scheme or '(none)'!r}: use http:// or https://")
     if not parsed.hostname:
@@ -26,7 +30,7 @@ def check_url(url: str, *, allow_private: bool) -> None:
     if allow_private:
         return
     try:
-        infos = socket.getaddrinfo(parsed.hostname, parsed.port or 443, proto=socket.IPPROTO_TCP)
+        infos = socket.getaddrinfo(parsed.hostname, port or 443, proto=socket.IPPROTO_TCP)
     except socket.gaierror as exc:
         raise BadInput(f"cannot resolve host {parsed.hostname!r}") from exc
     for info in infos:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from nexus.core.settings import Settings
-from nexus.ops.health import (
+from nexus.ops.service import (
     Check,
     check_binary,
     check_chromaprint,

@@ -1,7 +1,7 @@
 """Hybrid retrieval over transcript chunks: pgvector HNSW (cosine) + Postgres full-text, fused with RRF (k=60).
 
 The keyword leg finds exact names and rare words that embeddings blur; the semantic leg finds paraphrases that
-share no words with the passage. Every query is scoped to the caller's own chunks.
+share no words with the passage. Every query sees only media the caller may read (`nexus.identity.access`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from datetime import datetime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from nexus.identity.access import visible_media_clause
 from nexus.llm.embeddings import Embedder
 
 RRF_K = 60
@@ -49,7 +50,7 @@ class Hit:
 
 
 def _filter_sql(filters: SearchFilters, params: dict[str, object]) -> str:
-    clauses = ["c.owner_id = :owner"]
+    clauses = [visible_media_clause("m", "user")]
     if filters.media_ids:
         clauses.append("c.media_id = ANY(:media_ids)")
         params["media_ids"] = list(filters.media_ids)
@@ -117,7 +118,7 @@ def fuse(legs: dict[str, list[Hit]], limit: int) -> list[Hit]:
 async def search(
     session: AsyncSession,
     embedder: Embedder,
-    owner_id: uuid.UUID,
+    user_id: uuid.UUID,
     query: str,
     *,
     limit: int = 10,
@@ -126,7 +127,7 @@ async def search(
     vector: list[float] | None = None,
 ) -> list[Hit]:
     """`vector` skips embedding the query (benchmarks pass precomputed ones)."""
-    params: dict[str, object] = {"owner": owner_id}
+    params: dict[str, object] = {"user": user_id}
     where = _filter_sql(filters or SearchFilters(), params)
     candidates = max(limit * 4, 40)
     legs: dict[str, list[Hit]] = {}

@@ -68,7 +68,7 @@ async def test_worker_killed_mid_transcription_is_retried_with_one_transcript(
         await session.flush()
         job = await create_job(session, media)
 
-    cpu_llm = _worker(env, "cpu", "llm")
+    cpu_llm = _worker(env, "workflows", "cpu", "llm")
     gpu = _worker(env, "gpu")
     replacement = None
     try:
@@ -150,7 +150,7 @@ async def test_worker_killed_mid_generation_retries_and_stores_one_answer(
         await session.flush()
         turn, _ = await open_turn(session, me.user, conversation, "count slowly")
 
-    cpu = _worker(env, "cpu", "gpu")
+    cpu = _worker(env, "workflows", "cpu", "gpu")
     llm = _worker(env, "llm")
     replacement = None
     try:

@@ -10,7 +10,7 @@ import yaml
 
 from nexus.core.settings import Settings
 
-COMPOSE = Path(__file__).resolve().parent.parent / "docker-compose.yml"
+COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
 
 
 def test_compose_file_has_every_part_and_only_real_settings() -> None:
