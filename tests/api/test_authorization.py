@@ -52,12 +52,12 @@ async def rows(runtime: Runtime, owner: Account) -> dict[str, str]:
     """One row of every kind a route can address, all owned by `owner`: path parameter -> id."""
     async with session_scope(runtime.engine) as session:
         ws = await personal_workspace(session, owner.user)
-        media = MediaItem(owner_id=owner.user.id, workspace_id=ws.id, source_type=SourceType.url, source_url="http://x/")
+        media = MediaItem(
+            owner_id=owner.user.id, workspace_id=ws.id, source_type=SourceType.url, source_url="http://x/"
+        )
         session.add(media)
         await session.flush()
-        job = MediaJob(
-            media_id=media.id, owner_id=owner.user.id, workspace_id=ws.id, workflow_id=f"media-{media.id}"
-        )
+        job = MediaJob(media_id=media.id, owner_id=owner.user.id, workspace_id=ws.id, workflow_id=f"media-{media.id}")
         conversation = Conversation(owner_id=owner.user.id, workspace_id=ws.id, title="private")
         persona = Persona(owner_id=owner.user.id, workspace_id=ws.id, name="p", instruction="secret instruction")
         session.add_all([job, conversation, persona])

@@ -20,7 +20,15 @@ async def test_ready_reports_every_component(api: httpx.AsyncClient) -> None:
     resp = await api.get("/health/ready")
     assert resp.status_code == 200, resp.text
     components = resp.json()["components"]
-    assert set(components) == {"temporal", "database", "storage", "queue:workflows", "queue:cpu", "queue:gpu", "queue:llm"}
+    assert set(components) == {
+        "temporal",
+        "database",
+        "storage",
+        "queue:workflows",
+        "queue:cpu",
+        "queue:gpu",
+        "queue:llm",
+    }
     assert all(c["ok"] for c in components.values())
     assert "pgvector" in components["database"]["detail"]
 
