@@ -8,9 +8,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Security
 from fastapi.middleware.cors import CORSMiddleware
 
+from api import errors
 from api.access_log import AccessLog
 from api.deps import bearer_scheme
 from api.routes import account, chat, health, jobs, media, search
+from api.security import SecurityHeaders
 from nexus.core.settings import Settings, get_settings
 from nexus.runtime import Runtime
 
@@ -42,6 +44,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         allow_headers=["*"],
     )
     app.add_middleware(AccessLog)
+    app.add_middleware(SecurityHeaders)
+    errors.install(app)
     app.include_router(health.router)
     # Declares the bearer scheme in the OpenAPI schema; `get_current_user` does the checking for every route.
     documented = [Security(bearer_scheme)]

@@ -158,9 +158,8 @@ async def chat(
 
 
 @router.get("/chat/{turn_id}/events", response_class=EventSourceResponse)
-async def replay_turn(turn: ReadableTurn, session: SessionDep, runtime: RuntimeDep) -> AsyncIterator[ServerSentEvent]:
+async def replay_turn(turn: ReadableTurn, runtime: RuntimeDep) -> AsyncIterator[ServerSentEvent]:
     """Every event of the turn from the start (then live ones until it ends)."""
-    await session.close()
     async for event in turn_events(runtime.engine, turn.id):
         yield _sse(event)
 

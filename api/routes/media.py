@@ -179,7 +179,7 @@ async def list_media(
     source_type: SourceType | None = None,
     q: Annotated[str | None, Query(max_length=200, description="Text filter on the title")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> MediaPage:
     query = owned_by(MediaItem, user.id)
     if status_:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from nexus.core.orchestration import Queue
 from nexus.core.settings import Settings
 
 COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
@@ -23,11 +24,12 @@ def test_compose_file_has_every_part_and_only_real_settings() -> None:
         "minio",
         "migrate",
         "api",
+        "worker-workflows",
         "worker-cpu",
         "worker-gpu",
         "worker-llm",
     } <= set(services)
-    for queue in ("cpu", "gpu", "llm"):
+    for queue in Queue:
         assert services[f"worker-{queue}"]["command"] == ["worker", "--queue", queue]
     env = spec["x-nexus-env"]
     fields = set(Settings.model_fields)

@@ -22,8 +22,8 @@ from nexus.media.repository import media_prefix
 from nexus.media.service import create_job, start_pipeline
 from nexus.runtime import Runtime
 from tests.conftest import MakeAccount, activity_attempts, follow_job, wait_stage
+from tests.e2e.test_media_pipeline import _upload
 from tests.harness import TemporalServer, nexus_env
-from tests.test_media_pipeline import _upload
 
 
 def _isolated(runtime: Runtime, database_url: str, client: Client, **env: str) -> tuple[Runtime, dict[str, str]]:

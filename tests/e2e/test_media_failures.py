@@ -14,9 +14,9 @@ from models import MediaChunk, TranscriptSegment
 from nexus.media.repository import media_prefix
 from nexus.runtime import Runtime
 from tests.conftest import MakeAccount, activity_attempts, follow_job, overridden, wait_stage
+from tests.e2e.test_media_pipeline import _submit_url, _upload, ingest_upload
 from tests.fake_llm import FakeLLM
 from tests.media_fixtures import MediaServer
-from tests.test_media_pipeline import _submit_url, _upload, ingest_upload
 
 
 @pytest.mark.parametrize(

@@ -8,11 +8,11 @@ from pathlib import Path
 import httpx
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import MakeAccount
+from tests.e2e.test_media_pipeline import ingest_upload
 from tests.harness import LiveServer
-from tests.test_media_pipeline import ingest_upload
 
 
 async def test_websocket_streams_the_same_ordered_events(
@@ -57,10 +57,12 @@ async def test_every_media_and_job_endpoint_is_scoped_to_its_owner(
     assert listing["total"] == 0 and listing["items"] == []
 
     ws_url = live_api.url.replace("http://", "ws://") + f"/ws/status/{job_id}"
-    for headers in (bob.headers, {}):
-        with pytest.raises(InvalidStatus):
-            async with connect(ws_url, additional_headers=headers):
-                pass
+    # Refusals are close codes a client can act on: 4404 (not yours: indistinguishable from missing), 4401 (no key).
+    for headers, code in ((bob.headers, 4404), ({}, 4401)):
+        async with connect(ws_url, additional_headers=headers) as ws:
+            with pytest.raises(ConnectionClosed) as closed:
+                await ws.recv()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == code
 
     # Alice's item is untouched and still hers.
     mine = (await api.get("/api/media", params={"q": "alice"}, headers=alice.headers)).json()

@@ -1,0 +1,67 @@
+"""How failures below the API become answers a client can act on: never a bare 500 for something it can fix
+or wait out, and never a traceback or a server path in the body."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request, status
+from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
+
+log = logging.getLogger("nexus.api")
+RETRY_AFTER_S = "5"
+
+# asyncpg's names for text Postgres cannot store (a NUL byte) or a bad encoding.
+_BAD_TEXT = {"CharacterNotInRepertoireError", "UntranslatableCharacterError", "InvalidTextRepresentationError"}
+# Connection trouble: the database is down, restarting, or refusing connections for now.
+_UNAVAILABLE = {
+    "CannotConnectNowError",
+    "ConnectionDoesNotExistError",
+    "ConnectionFailureError",
+    "TooManyConnectionsError",
+    "AdminShutdownError",
+    "ConnectionRefusedError",
+}
+
+
+def _unavailable(what: str) -> JSONResponse:
+    return JSONResponse(
+        {"detail": f"{what} is unavailable right now; try again shortly"},
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": RETRY_AFTER_S},
+    )
+
+
+def _bad_text() -> JSONResponse:
+    return JSONResponse(
+        {"detail": "the request contains text that cannot be stored (a NUL byte or invalid Unicode); remove it"},
+        status_code=status.HTTP_400_BAD_REQUEST,
+    )
+
+
+async def database_error(_request: Request, exc: Exception) -> JSONResponse:
+    orig = getattr(exc, "orig", None)
+    names = {type(e).__name__ for e in (exc, orig, getattr(orig, "__cause__", None)) if e is not None}
+    if names & _BAD_TEXT:
+        return _bad_text()
+    if names & _UNAVAILABLE or isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError):
+        log.warning("database unavailable: %s", type(orig or exc).__name__)
+        return _unavailable("the database")
+    log.exception("database error")
+    return JSONResponse({"detail": "internal database error"}, status_code=500)
+
+
+async def unencodable_text(_request: Request, _exc: Exception) -> JSONResponse:
+    return _bad_text()
+
+
+async def connection_refused(_request: Request, _exc: Exception) -> JSONResponse:
+    return _unavailable("the database")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(sa_exc.DBAPIError, database_error)
+    app.add_exception_handler(sa_exc.TimeoutError, database_error)  # pool exhausted: shed load, do not fail
+    app.add_exception_handler(UnicodeEncodeError, unencodable_text)  # lone surrogates in a parameter
+    app.add_exception_handler(ConnectionRefusedError, connection_refused)
