@@ -48,7 +48,7 @@ class ChatTurnWorkflow:
                 heartbeat_timeout=timedelta(seconds=10),
                 retry_policy=PROVIDER_RETRY,
             )
-        except ActivityError as err:
+        except (ActivityError, ApplicationError) as err:  # a failed local activity arrives as ApplicationError
             reason = failure_reason(err)
             await self._finish(inp, "failed", reason)
             raise ApplicationError(f"chat turn failed: {reason}", type="TurnFailed", non_retryable=True) from err

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
 from nexus.core.errors import NON_RETRYABLE_TYPES
 
@@ -53,8 +54,14 @@ DB_RETRY = RetryPolicy(
 
 
 def _application_error(err: BaseException) -> ApplicationError | None:
+    """The ApplicationError that made this attempt fail, or None when it timed out or was cancelled.
+
+    The chain is walked only down to a timeout: the server chains the previous attempt's error beneath a
+    timeout, and that older error is not why the step failed."""
     cause: BaseException | None = err
     while cause is not None and not isinstance(cause, ApplicationError):
+        if isinstance(cause, TemporalTimeoutError):
+            return None
         cause = cause.__cause__
     return cause
 
@@ -68,7 +75,13 @@ def failure_type(err: BaseException) -> str | None:
 def failure_reason(err: BaseException) -> str:
     """The activity's own error, as "Type: message", for the job record (not the library error beneath it)."""
     app = _application_error(err)
-    if app is None:  # timeouts and cancellations carry no ApplicationError
-        cause = err.__cause__ or err
-        return f"{type(cause).__name__}: {getattr(cause, 'message', None) or cause}"
-    return f"{app.type}: {app.message}" if app.type else app.message
+    if app is not None:
+        return f"{app.type}: {app.message}" if app.type else app.message
+    cause: BaseException | None = err
+    while cause is not None and not isinstance(cause, TemporalTimeoutError):
+        cause = cause.__cause__
+    if isinstance(cause, TemporalTimeoutError):  # say which timeout: heartbeat (a dead worker) or the whole step
+        kind = cause.type.name.lower().replace("_", " ") if cause.type is not None else "activity"
+        return f"TimeoutError: the step hit its {kind} timeout"
+    cause = err.__cause__ or err
+    return f"{type(cause).__name__}: {getattr(cause, 'message', None) or cause}"

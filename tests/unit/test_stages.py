@@ -166,7 +166,7 @@ def test_timeout_has_no_type_and_names_the_cause() -> None:
     )
     err = activity_error(timeout)
     assert failure_type(err) is None
-    assert failure_reason(err) == "TimeoutError: activity StartToClose timeout"
+    assert failure_reason(err) == "TimeoutError: the step hit its start to close timeout"
 
 
 def test_plain_exception_without_application_error() -> None:
