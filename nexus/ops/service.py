@@ -18,7 +18,7 @@ from nexus.core.orchestration import Queue, TaskQueues
 from nexus.core.settings import Settings
 from nexus.storage.service import ObjectStore
 
-CHECK_TIMEOUT_S = 5.0
+CHECK_TIMEOUT_S = 3.0  # readiness must answer fast while a dependency is frozen
 
 
 @dataclass
