@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -23,7 +22,6 @@ class Beat:
     def __init__(self, on_progress: Callable[[float], Awaitable[None]] | None) -> None:
         self.latest = 0.0
         self.reported = -1.0
-        self.details: Any = None
         self.on_progress = on_progress
 
     def progress(self, fraction: float) -> None:
@@ -40,7 +38,7 @@ class Beat:
 
     async def run(self) -> None:
         while True:
-            activity.heartbeat(self.details if self.details is not None else self.latest)
+            activity.heartbeat(self.latest)
             await self.report()
             await asyncio.sleep(TICK_S)
 

@@ -18,6 +18,11 @@ from nexus.runtime import Runtime
 
 log = logging.getLogger("nexus.worker")
 
+# The sandbox still blocks non-deterministic calls; it just stops re-importing every module for every workflow
+# run, which cost ~25 ms per workflow task (measured on the chat turn's history). Workers, replay tests and the
+# workflow tests all run workflows under this one runner.
+WORKFLOW_RUNNER = SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_all_modules())
+
 
 def workflows_for(queue: Queue) -> list[type]:
     """Workflows are orchestration only and cheap: they run on their own queue, so a busy cpu worker (ffmpeg,
@@ -48,11 +53,7 @@ def build_worker(client: Client, runtime: Runtime, queue: Queue) -> Worker:
         client,
         task_queue=runtime.queues.name(queue),
         workflows=workflows_for(queue),
-        # The sandbox still blocks non-deterministic calls; it just stops re-importing every module for every
-        # workflow run, which cost ~25 ms per workflow task (measured on the chat turn's history).
-        workflow_runner=SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_all_modules()
-        ),
+        workflow_runner=WORKFLOW_RUNNER,
         # All activities are async and push blocking work (ffmpeg, Whisper, embeddings) to threads themselves.
         activities=activities_for(queue, runtime),
         max_concurrent_activities=runtime.settings.concurrency(queue.value),

@@ -27,7 +27,7 @@ from api.deps import (
 from models import Conversation, Message, Persona
 from nexus.chat.contracts import ChainMode
 from nexus.chat.service import open_turn, start_turn, turn_events
-from nexus.identity.access import Action, authorize, owned_by
+from nexus.identity.access import Action, authorize, permitted
 from nexus.identity.service import personal_workspace
 from nexus.llm.service import configured_providers
 
@@ -166,7 +166,7 @@ async def replay_turn(turn: ReadableTurn, runtime: RuntimeDep) -> AsyncIterator[
 
 @router.get("/conversations")
 async def list_conversations(user: CurrentUser, session: SessionDep) -> list[ConversationOut]:
-    rows = await session.execute(owned_by(Conversation, user.id).order_by(Conversation.updated_at.desc()).limit(200))
+    rows = await session.execute(permitted(Conversation, user.id).order_by(Conversation.updated_at.desc()).limit(200))
     return [ConversationOut.model_validate(c, from_attributes=True) for c in rows.scalars()]
 
 
@@ -185,7 +185,7 @@ async def delete_conversation(conversation: WritableConversation, session: Sessi
 
 @router.get("/personas")
 async def list_personas(user: CurrentUser, session: SessionDep) -> list[PersonaOut]:
-    rows = await session.execute(owned_by(Persona, user.id).order_by(Persona.created_at))
+    rows = await session.execute(permitted(Persona, user.id).order_by(Persona.created_at))
     return [PersonaOut.model_validate(p, from_attributes=True) for p in rows.scalars()]
 
 

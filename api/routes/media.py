@@ -17,7 +17,7 @@ from sqlalchemy import any_, func, select
 from api.deps import CurrentUser, ReadableMedia, RuntimeDep, SessionDep, TemporalDep, WritableMedia
 from models import MediaItem, MediaStatus, SourceType, TranscriptSegment
 from nexus.core.errors import BadInput
-from nexus.identity.access import owned_by
+from nexus.identity.access import permitted
 from nexus.identity.service import personal_workspace
 from nexus.media.fetch import check_url, validate_media
 from nexus.media.repository import media_prefix
@@ -181,7 +181,7 @@ async def list_media(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> MediaPage:
-    query = owned_by(MediaItem, user.id)
+    query = permitted(MediaItem, user.id)
     if status_:
         query = query.where(MediaItem.status == status_)
     if tag:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 
 from models import ChatTurn, Conversation, Message, TurnEvent, User
 from nexus.chat.contracts import ChainMode, ChatTurnInput
@@ -49,21 +50,23 @@ async def start_turn(
     mode: ChainMode,
     media_ids: list[uuid.UUID] | None,
 ) -> None:
-    await client.start_workflow(
-        CHAT_TURN_WORKFLOW,
-        ChatTurnInput(
-            turn_id=turn.id,
-            conversation_id=turn.conversation_id,
-            user_id=turn.owner_id,
-            question=question,
-            providers=providers,
-            mode=mode,
-            media_ids=media_ids,
-            queues=runtime.queues,
-        ),
-        id=turn.workflow_id,
-        task_queue=runtime.queues.workflows,
-        result_type=str,
+    inp = ChatTurnInput(
+        turn_id=turn.id,
+        conversation_id=turn.conversation_id,
+        user_id=turn.owner_id,
+        question=question,
+        providers=providers,
+        mode=mode,
+        media_ids=media_ids,
+        queues=runtime.queues,
+    )
+    await start_run(client, inp, turn.workflow_id)
+
+
+async def start_run(client: Client, inp: ChatTurnInput, workflow_id: str) -> WorkflowHandle[Any, str]:
+    """Start a turn's workflow by name; it returns the stored answer's message id."""
+    return await client.start_workflow(
+        CHAT_TURN_WORKFLOW, inp, id=workflow_id, task_queue=inp.queues.workflows, result_type=str
     )
 
 

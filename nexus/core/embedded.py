@@ -10,12 +10,15 @@ import shutil
 import sysconfig
 from pathlib import Path
 
-from temporalio.common import SearchAttributeIndexedValueType
+from temporalio.common import SearchAttributeKey
 
 from nexus.core.orchestration import SEARCH_ATTRIBUTES
 from nexus.core.settings import Settings
 
-_SA_KIND = {SearchAttributeIndexedValueType.KEYWORD: "Keyword", SearchAttributeIndexedValueType.TEXT: "Text"}
+
+def _sa_kind(key: SearchAttributeKey) -> str:
+    """The CLI's name of an attribute's type: KEYWORD -> Keyword, KEYWORD_LIST -> KeywordList."""
+    return key.indexed_value_type.name.title().replace("_", "")
 
 
 def temporal_cli() -> str:
@@ -56,7 +59,7 @@ def temporal_dev_server_args(settings: Settings) -> list[str]:
         "synchronous=normal",
     ]
     for key in SEARCH_ATTRIBUTES:
-        args += ["--search-attribute", f"{key.name}={_SA_KIND[key.indexed_value_type]}"]
+        args += ["--search-attribute", f"{key.name}={_sa_kind(key)}"]
     return args
 
 

@@ -43,11 +43,6 @@ def permitted(model: type[M], user_id: uuid.UUID, action: Action = Action.read) 
     return select(model).where(or_(model.owner_id == user_id, model.workspace_id.in_(_workspaces(user_id, action))))
 
 
-def owned_by(model: type[M], user_id: uuid.UUID) -> Select[tuple[M]]:
-    """Rows the user may read (lists, search)."""
-    return permitted(model, user_id, Action.read)
-
-
 def visible_media_clause(media_alias: str, user_param: str) -> str:
     """The read rule as SQL over a `media_items` alias, for hand-written queries (hybrid search)."""
     return (
@@ -62,8 +57,3 @@ async def authorize(
     """One row by id if the user may `action` it; None otherwise (callers answer 404 either way)."""
     query = permitted(model, user_id, action).where(model.id == obj_id)
     return (await session.execute(query)).scalar_one_or_none()
-
-
-async def get_owned(session: AsyncSession, model: type[M], user_id: uuid.UUID, obj_id: uuid.UUID) -> M | None:
-    """One row by id, only if the user may read it."""
-    return await authorize(session, model, user_id, obj_id, Action.read)

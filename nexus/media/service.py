@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
@@ -39,18 +40,25 @@ async def create_job(session: AsyncSession, media: MediaItem) -> MediaJob:
 
 
 async def start_pipeline(client: Client, runtime: Runtime, media: MediaItem, job: MediaJob) -> None:
-    await client.start_workflow(
+    inp = MediaPipelineInput(media_id=media.id, job_id=job.id, user_id=media.owner_id, queues=runtime.queues)
+    await start_run(client, inp, job.workflow_id)
+
+
+async def start_run(client: Client, inp: MediaPipelineInput, workflow_id: str) -> WorkflowHandle[Any, PipelineResult]:
+    """Start one run of the pipeline by name: a retry reuses the workflow id, and the run is searchable in the
+    Temporal UI by user, media item and stage from its first moment."""
+    return await client.start_workflow(
         MEDIA_PIPELINE_WORKFLOW,
-        MediaPipelineInput(media_id=media.id, job_id=job.id, user_id=media.owner_id, queues=runtime.queues),
-        id=job.workflow_id,
-        task_queue=runtime.queues.workflows,
+        inp,
+        id=workflow_id,
+        task_queue=inp.queues.workflows,
         result_type=PipelineResult,
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
         search_attributes=TypedSearchAttributes(
             [
-                SearchAttributePair(SA_USER_ID, str(media.owner_id)),
-                SearchAttributePair(SA_MEDIA_ID, str(media.id)),
-                SearchAttributePair(SA_STAGE, "pending"),
+                SearchAttributePair(SA_USER_ID, str(inp.user_id)),
+                SearchAttributePair(SA_MEDIA_ID, str(inp.media_id)),
+                SearchAttributePair(SA_STAGE, MediaStatus.pending.value),
             ]
         ),
     )

@@ -23,14 +23,12 @@ from typing import Any, Literal
 from temporalio import activity
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from models import MediaStatus
+from nexus.chat import service as chat_service
 from nexus.chat.contracts import (
     ChatTurnInput,
     ContextInput,
@@ -41,9 +39,6 @@ from nexus.chat.contracts import (
     TurnContext,
 )
 from nexus.core.orchestration import (
-    SA_MEDIA_ID,
-    SA_STAGE,
-    SA_USER_ID,
     SEARCH_ATTRIBUTES,
     Queue,
     TaskQueues,
@@ -51,6 +46,7 @@ from nexus.core.orchestration import (
     media_workflow_id,
 )
 from nexus.llm.providers import Passage
+from nexus.media import service as media_service
 from nexus.media.contracts import (
     DedupResult,
     EmbedResult,
@@ -62,14 +58,12 @@ from nexus.media.contracts import (
     StageUpdate,
     TranscribeResult,
 )
-from workflows.chat import ChatTurnWorkflow
-from workflows.media import MediaPipelineWorkflow
+from workers.main import WORKFLOW_RUNNER, workflows_for
 
-WORKFLOWS: list[type] = [MediaPipelineWorkflow, ChatTurnWorkflow]
+WORKFLOWS: list[type] = workflows_for(Queue.workflows)
 
 # The runner workers/main.py builds its workers with: the sandbox still guards determinism, but passes every
 # module through instead of re-importing it per run. Tests, the recorder and the replayer use the same one.
-WORKFLOW_RUNNER = SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_all_modules())
 
 
 # --- the time-skipping server ----------------------------------------------------------------------------------
@@ -331,21 +325,8 @@ def media_input(queues: TaskQueues) -> MediaPipelineInput:
 async def start_media(
     client: Client, inp: MediaPipelineInput, workflow_id: str | None = None
 ) -> WorkflowHandle[Any, PipelineResult]:
-    """Start the pipeline as nexus.media.service.start_pipeline does: by name, id reuse allowed, attributes set."""
-    return await client.start_workflow(
-        MediaPipelineWorkflow.run,
-        inp,
-        id=workflow_id or media_workflow_id(inp.media_id),
-        task_queue=inp.queues.workflows,
-        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-        search_attributes=TypedSearchAttributes(
-            [
-                SearchAttributePair(SA_USER_ID, str(inp.user_id)),
-                SearchAttributePair(SA_MEDIA_ID, str(inp.media_id)),
-                SearchAttributePair(SA_STAGE, MediaStatus.pending.value),
-            ]
-        ),
-    )
+    """Start the pipeline the way the API does (`nexus.media.service.start_run`)."""
+    return await media_service.start_run(client, inp, workflow_id or media_workflow_id(inp.media_id))
 
 
 def chat_input(queues: TaskQueues) -> ChatTurnInput:
@@ -360,9 +341,5 @@ def chat_input(queues: TaskQueues) -> ChatTurnInput:
 
 
 async def start_chat(client: Client, inp: ChatTurnInput, workflow_id: str | None = None) -> WorkflowHandle[Any, str]:
-    return await client.start_workflow(
-        ChatTurnWorkflow.run,
-        inp,
-        id=workflow_id or chat_turn_workflow_id(inp.conversation_id, 1),
-        task_queue=inp.queues.workflows,
-    )
+    """Start a turn the way the API does (`nexus.chat.service.start_run`)."""
+    return await chat_service.start_run(client, inp, workflow_id or chat_turn_workflow_id(inp.conversation_id, 1))

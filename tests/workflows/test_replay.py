@@ -20,8 +20,9 @@ from activities.media import MediaActivities
 from models import MediaStatus
 from nexus.core.orchestration import SA_MEDIA_ID, SA_USER_ID
 from nexus.media.contracts import MediaPipelineInput, MediaRef, PipelineResult
-from tests.workflows.mocks import WORKFLOW_RUNNER, WORKFLOWS
+from tests.workflows.mocks import WORKFLOWS
 from tests.workflows.scenarios import HISTORIES, SCENARIOS
+from workers.main import WORKFLOW_RUNNER
 from workflows.media import MediaPipelineWorkflow
 from workflows.shared import COMPUTE_RETRY, NETWORK_RETRY
 
