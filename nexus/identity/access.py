@@ -43,11 +43,12 @@ def permitted(model: type[M], user_id: uuid.UUID, action: Action = Action.read) 
     return select(model).where(or_(model.owner_id == user_id, model.workspace_id.in_(_workspaces(user_id, action))))
 
 
-def visible_media_clause(media_alias: str, user_param: str) -> str:
-    """The read rule as SQL over a `media_items` alias, for hand-written queries (hybrid search)."""
+def visible_media_ids_sql(user_param: str) -> str:
+    """The read rule as SQL: ids of the media items the user may read, for hand-written queries (hybrid search).
+    A subquery on its own, so the planner can hash it once and probe it per candidate row."""
     return (
-        f"({media_alias}.owner_id = :{user_param} OR {media_alias}.workspace_id IN "
-        f"(SELECT workspace_id FROM workspace_members WHERE user_id = :{user_param}))"
+        f"SELECT id FROM media_items WHERE owner_id = :{user_param} OR workspace_id IN "
+        f"(SELECT workspace_id FROM workspace_members WHERE user_id = :{user_param})"
     )
 
 

@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from nexus.identity.access import visible_media_clause
+from nexus.identity.access import visible_media_ids_sql
 from nexus.llm.embeddings import Embedder
 
 RRF_K = 60
@@ -50,7 +50,7 @@ class Hit:
 
 
 def _filter_sql(filters: SearchFilters, params: dict[str, object]) -> str:
-    clauses = [visible_media_clause("m", "user")]
+    clauses = [f"c.media_id IN ({visible_media_ids_sql('user')})"]
     if filters.media_ids:
         clauses.append("c.media_id = ANY(:media_ids)")
         params["media_ids"] = list(filters.media_ids)
