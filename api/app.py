@@ -6,13 +6,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Security
-from fastapi.middleware.cors import CORSMiddleware
 
 from api import errors
 from api.access_log import AccessLog
 from api.deps import bearer_scheme
 from api.routes import account, chat, health, jobs, media, search
-from api.security import SecurityHeaders
+from api.security import SecurityHeaders, StrictCORS
 from nexus.core.settings import Settings, get_settings
 from nexus.runtime import Runtime
 
@@ -37,9 +36,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         lifespan=lifespan,
     )
     app.add_middleware(
-        CORSMiddleware,
+        StrictCORS,
         allow_origins=settings.cors_origins,
-        allow_credentials=True,
+        # Credentials with a wildcard would let every site act as the signed-in user.
+        allow_credentials="*" not in settings.cors_origins,
         allow_methods=["*"],
         allow_headers=["*"],
     )

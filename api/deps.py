@@ -19,7 +19,7 @@ from models import ChatTurn, Conversation, MediaItem, MediaJob, Persona, User
 from models.base import OwnedModel
 from nexus.core.db import session_scope
 from nexus.identity.access import Action, authorize
-from nexus.identity.service import authenticate_api_key
+from nexus.identity.service import authenticate_api_key, redeem_ws_ticket
 from nexus.runtime import Runtime
 
 
@@ -53,25 +53,30 @@ async def deny(conn: HTTPConnection, code: int, message: str) -> NoReturn:
     raise HTTPException(code, message, headers=headers)
 
 
-def _credentials(conn: HTTPConnection) -> str | None:
-    auth = conn.headers.get("authorization", "")
-    scheme, _, token = auth.partition(" ")
-    if scheme.lower() == "bearer" and token:
-        return token.strip()
-    if isinstance(conn, WebSocket):  # browsers cannot set headers on a WebSocket
-        return conn.query_params.get("token") or None
-    return None
+def _bearer(conn: HTTPConnection) -> str | None:
+    scheme, _, token = conn.headers.get("authorization", "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
 
 
 async def get_current_user(conn: HTTPConnection, runtime: RuntimeDep) -> User:
-    token = _credentials(conn)
-    if token is None:
+    """The caller, from an API key in the Authorization header; a WebSocket (browsers cannot set its headers)
+    may instead pass a single-use `?ticket=` from `POST /api/ws-ticket`, or, for non-browser clients, `?token=`.
+    Query strings never reach a log (api/access_log.py)."""
+    token = _bearer(conn)
+    ticket = conn.query_params.get("ticket") if isinstance(conn, WebSocket) and token is None else None
+    if token is None and isinstance(conn, WebSocket) and ticket is None:
+        token = conn.query_params.get("token") or None
+    if token is None and ticket is None:
         await deny(conn, status.HTTP_401_UNAUTHORIZED, "missing credentials: send `Authorization: Bearer <api key>`")
     # Its own short transaction: the key's last-use stamp is committed at once, never held by a long request.
     async with session_scope(runtime.engine) as session:
-        user = await authenticate_api_key(session, token)
+        user = await (redeem_ws_ticket(session, ticket) if ticket else authenticate_api_key(session, token or ""))
     if user is None:
-        await deny(conn, status.HTTP_401_UNAUTHORIZED, "invalid or revoked API key")
+        await deny(
+            conn,
+            status.HTTP_401_UNAUTHORIZED,
+            "invalid, expired or used ticket" if ticket else "invalid or revoked API key",
+        )
     return user
 
 

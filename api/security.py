@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# Granted only to an allowed origin: a browser must never be told another site may send its credentials here.
+_GRANTS = ("access-control-allow-credentials", "access-control-allow-methods", "access-control-allow-headers")
 
 # The only HTML pages are the API docs, which load Swagger UI / ReDoc from jsDelivr.
 HTML_CSP = (
@@ -38,3 +44,29 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class StrictCORS(CORSMiddleware):
+    """Starlette's CORS, except that a disallowed origin gets no grants at all: the stock middleware sends
+    `Access-Control-Allow-Credentials: true` (and, on preflight, the allowed methods) to any origin."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if not self.is_allowed_origin(request_headers["origin"]):
+            for name in _GRANTS:
+                del response.headers[name]
+        return response
+
+    async def send(self, message: Message, send: Send, request_headers: Headers) -> None:
+        origin = request_headers.get("origin")
+        if message["type"] != "http.response.start" or origin is None or self.is_allowed_origin(origin):
+            await super().send(message, send, request_headers)
+            return
+
+        async def strip(msg: Message) -> None:
+            headers = MutableHeaders(scope=msg)
+            for name in _GRANTS:
+                del headers[name]
+            await send(msg)
+
+        await super().send(message, strip, request_headers)

@@ -2,7 +2,7 @@
 
 from models.base import OwnedModel, TimestampedModel
 from models.chat import ChatTurn, Conversation, Message, Persona, TurnEvent
-from models.identity import ApiKey, AuditLog, Role, Session, User, Workspace, WorkspaceMember
+from models.identity import ApiKey, AuditLog, Role, Session, User, Workspace, WorkspaceMember, WsTicket
 from models.media import (
     JobEvent,
     MediaChunk,
@@ -35,4 +35,5 @@ __all__ = [
     "User",
     "Workspace",
     "WorkspaceMember",
+    "WsTicket",
 ]

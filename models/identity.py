@@ -54,6 +54,17 @@ class Session(TimestampedModel, table=True):
     data: dict[str, Any] = Field(default_factory=dict, sa_column=sa.Column(JSONB, nullable=False))
 
 
+class WsTicket(TimestampedModel, table=True):
+    """A single-use, short-lived credential for opening one WebSocket: browsers cannot set headers on a
+    WebSocket, and a long-lived API key in a URL ends up in proxies' logs and browser history."""
+
+    __tablename__ = "ws_tickets"
+
+    user_id: uuid.UUID = Field(foreign_key="users.id", index=True, nullable=False, ondelete="CASCADE")
+    token_hash: str = Field(sa_column=sa.Column(sa.String(64), unique=True, nullable=False))
+    expires_at: datetime = Field(sa_type=sa.DateTime(timezone=True), nullable=False)
+
+
 class Workspace(TimestampedModel, table=True):
     __tablename__ = "workspaces"
 

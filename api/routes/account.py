@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from api.deps import CurrentUser, SessionDep
 from models import ApiKey, Role, Workspace, WorkspaceMember
-from nexus.identity.service import issue_api_key, revoke_api_key
+from nexus.identity.service import issue_api_key, issue_ws_ticket, revoke_api_key
 
 router = APIRouter(prefix="/api", tags=["account"])
 
@@ -71,6 +71,18 @@ async def create_key(body: ApiKeyCreate, user: CurrentUser, session: SessionDep)
 async def revoke_key(key_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> None:
     if not await revoke_api_key(session, user, key_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such API key")
+
+
+class WsTicketOut(BaseModel):
+    ticket: str = Field(description="Pass as `?ticket=` when opening a WebSocket; valid once, for a minute.")
+    expires_at: datetime
+
+
+@router.post("/ws-ticket", status_code=status.HTTP_201_CREATED)
+async def create_ws_ticket(user: CurrentUser, session: SessionDep) -> WsTicketOut:
+    """A browser opens a WebSocket with a ticket rather than its long-lived credential in the URL."""
+    ticket, expires = await issue_ws_ticket(session, user)
+    return WsTicketOut(ticket=ticket, expires_at=expires)
 
 
 @router.get("/workspaces")

@@ -7,17 +7,19 @@ import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import ApiKey, AuditLog, Role, User, Workspace, WorkspaceMember
+from models import ApiKey, AuditLog, Role, User, Workspace, WorkspaceMember, WsTicket
 from models.base import utcnow
 
 KEY_PREFIX = "nx_"
 _PREFIX_LEN = 8  # random chars after "nx_" that stay visible
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+WS_TICKET_PREFIX = "wst_"
+WS_TICKET_TTL = timedelta(seconds=60)
 
 
 class IdentityError(ValueError):
@@ -103,6 +105,35 @@ async def authenticate_api_key(session: AsyncSession, token: str) -> User | None
             .execution_options(synchronize_session=False)
         )
     return user
+
+
+async def issue_ws_ticket(session: AsyncSession, user: User) -> tuple[str, datetime]:
+    """A ticket that opens one WebSocket within a minute. Expired tickets are swept here, so the table stays
+    as small as the number of sockets being opened right now."""
+    now = utcnow()
+    await session.execute(delete(WsTicket).where(WsTicket.expires_at < now))
+    token = WS_TICKET_PREFIX + secrets.token_urlsafe(32)
+    expires = now + WS_TICKET_TTL
+    session.add(WsTicket(user_id=user.id, token_hash=_digest(token), expires_at=expires))
+    await session.flush()
+    return token, expires
+
+
+async def redeem_ws_ticket(session: AsyncSession, token: str) -> User | None:
+    """The ticket's user, once: the row is deleted as it is read, so a replayed ticket finds nothing."""
+    if not token.startswith(WS_TICKET_PREFIX):
+        return None
+    user_id = (
+        await session.execute(
+            delete(WsTicket)
+            .where(WsTicket.token_hash == _digest(token), WsTicket.expires_at > utcnow())
+            .returning(WsTicket.user_id)
+        )
+    ).scalar_one_or_none()
+    if user_id is None:
+        return None
+    user = await session.get(User, user_id)
+    return user if user is not None and user.is_active else None
 
 
 async def revoke_api_key(session: AsyncSession, user: User, key_id: uuid.UUID) -> bool:

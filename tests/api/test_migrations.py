@@ -12,7 +12,7 @@ from nexus.ops.migrate import alembic_config, upgrade_async
 TABLES = {
     "users", "api_keys", "sessions", "audit_log", "workspaces", "workspace_members",
     "media_items", "media_jobs", "job_events", "transcript_segments", "media_chunks",
-    "personas", "conversations", "messages", "chat_turns", "turn_events",
+    "personas", "conversations", "messages", "chat_turns", "turn_events", "ws_tickets",
 }  # fmt: skip
 
 
