@@ -30,22 +30,18 @@ class MediaActivities:
         self.rt = runtime
 
     def _reporter(self, job_id: uuid.UUID, stage: MediaStatus) -> Callable[[float], Awaitable[None]]:
+        """Progress of this execution, reported with its attempt number (so a retried step is counted)."""
+        attempt = activity.info().attempt
+
         async def report(fraction: float) -> None:
-            await record(self.rt.engine, job_id, stage, fraction)
+            await record(self.rt.engine, job_id, stage, fraction, attempt=attempt)
 
         return report
 
     @activity.defn(name="media.set_stage")
     async def set_stage(self, update: StageUpdate) -> None:
         stage = MediaStatus(update.stage)
-        attempt = activity.info().attempt
-        await record(
-            self.rt.engine,
-            update.job_id,
-            stage,
-            message=f"attempt {attempt}" if attempt > 1 else None,
-            error=update.error,
-        )
+        await record(self.rt.engine, update.job_id, stage, error=update.error)
         if stage is MediaStatus.failed and update.error_type == BAD_INPUT:
             await processing.discard_objects(self.rt, update.job_id)
 
@@ -56,7 +52,7 @@ class MediaActivities:
 
     @activity.defn(name="media.fingerprint")
     async def fingerprint_media(self, ref: MediaRef) -> DedupResult:
-        async with heartbeating():
+        async with heartbeating(self._reporter(ref.job_id, MediaStatus.fingerprinting)):
             return await processing.fingerprint(self.rt, ref.media_id)
 
     @activity.defn(name="media.transcribe")
@@ -66,7 +62,7 @@ class MediaActivities:
 
     @activity.defn(name="media.enrich")
     async def enrich_media(self, ref: MediaRef) -> EnrichResult:
-        async with heartbeating():
+        async with heartbeating(self._reporter(ref.job_id, MediaStatus.enriching)):
             try:
                 return await processing.enrich(self.rt, ref.media_id)
             except ProviderError as exc:
@@ -74,5 +70,5 @@ class MediaActivities:
 
     @activity.defn(name="media.embed")
     async def embed_media(self, ref: MediaRef) -> EmbedResult:
-        async with heartbeating():
+        async with heartbeating(self._reporter(ref.job_id, MediaStatus.embedding)):
             return await processing.embed(self.rt, ref.media_id)

@@ -70,7 +70,9 @@ class MediaItem(OwnedModel, table=True):
 
 
 class MediaJob(OwnedModel, table=True):
-    """One processing job per media item; `attempts` counts runs (1 + user retries)."""
+    """One processing job per media item. `attempts` counts executions that really ran: 1, plus every automatic
+    retry of a step (a lost worker, a transient failure), plus every user retry; `stage_attempt` is the Temporal
+    attempt of the current stage's step."""
 
     __tablename__ = "media_jobs"
 
@@ -79,6 +81,7 @@ class MediaJob(OwnedModel, table=True):
     stage: MediaStatus = Field(default=MediaStatus.pending, sa_column=sa.Column(sa.String(20), nullable=False))
     progress: int = 0
     attempts: int = 1
+    stage_attempt: int = 1
     error: str | None = Field(default=None, sa_type=sa.Text)
     started_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False)
     finished_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.deps import ReadableJob, RuntimeDep, SessionDep, TemporalDep, WritableJob
 from models import JobEvent, MediaStatus
@@ -25,7 +25,8 @@ class JobOut(BaseModel):
     workflow_id: str
     stage: MediaStatus
     progress: int
-    attempts: int
+    attempts: int = Field(description="executions that ran: 1 + automatic retries of a step + user retries")
+    stage_attempt: int = Field(description="the attempt of the current stage's step (1 unless it was retried)")
     error: str | None
     started_at: datetime
     finished_at: datetime | None

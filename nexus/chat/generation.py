@@ -28,7 +28,7 @@ from nexus.chat.contracts import (
 )
 from nexus.core.db import session_scope
 from nexus.core.errors import BadInput
-from nexus.core.eventlog import notify
+from nexus.core.eventlog import append
 from nexus.llm.providers import ChatContext, LLMProvider, Passage, ProviderError, Usage
 from nexus.llm.service import make_provider
 from nexus.runtime import Runtime
@@ -50,8 +50,7 @@ def citations_for(answer: str, passages: list[Passage]) -> list[dict[str, Any]]:
 
 async def _event(rt: Runtime, turn_id: uuid.UUID, kind: str, data: dict[str, Any], attempt: int = 1) -> None:
     async with session_scope(rt.engine) as session:
-        session.add(TurnEvent(turn_id=turn_id, kind=kind, attempt=attempt, data=data))
-        await notify(session, turn_id)
+        await append(session, turn_id, TurnEvent(turn_id=turn_id, kind=kind, attempt=attempt, data=data))
 
 
 async def context(rt: Runtime, inp: ContextInput) -> TurnContext:
@@ -87,8 +86,9 @@ async def finish(rt: Runtime, inp: FinishTurn) -> None:
             update(ChatTurn).where(ChatTurn.id == inp.turn_id).values(status=inp.status, error=inp.error)
         )
         if inp.status == "failed":
-            session.add(TurnEvent(turn_id=inp.turn_id, kind="error", data={"message": inp.error}))
-            await notify(session, inp.turn_id)
+            await append(
+                session, inp.turn_id, TurnEvent(turn_id=inp.turn_id, kind="error", data={"message": inp.error})
+            )
 
 
 async def generate(rt: Runtime, inp: GenerateInput, attempt: int) -> GenerateResult:
@@ -167,7 +167,9 @@ async def generate(rt: Runtime, inp: GenerateInput, attempt: int) -> GenerateRes
             await session.execute(
                 update(Conversation).where(Conversation.id == turn.conversation_id).values(updated_at=utcnow())
             )
-            session.add(
+            await append(
+                session,
+                turn.id,
                 TurnEvent(
                     turn_id=turn.id,
                     kind="final",
@@ -180,9 +182,8 @@ async def generate(rt: Runtime, inp: GenerateInput, attempt: int) -> GenerateRes
                         "provider": message.provider,
                         "model": message.model,
                     },
-                )
+                ),
             )
-            await notify(session, turn.id)
     except IntegrityError:  # a racing attempt stored it first: exactly one answer either way
         async with session_scope(rt.engine) as session:
             stored = (await session.execute(select(Message.id).where(Message.turn_id == turn.id))).scalar_one()

@@ -1,9 +1,12 @@
 """Following an append-only event table (job progress, chat tokens) from any process.
 
-Writers insert rows and `NOTIFY nexus_events, '<parent id>'` in the same transaction; readers wake on the
-notification and read everything after their cursor by `seq`. Postgres is already shared by the API and every
-worker, so this works wherever they run, a client that reconnects simply starts over from a cursor, and a
-missed notification costs at most one fallback poll interval.
+Writers `append` rows and `NOTIFY nexus_events, '<parent id>'` in the same transaction; readers wake on the
+notification and read everything after their cursor by `seq`. A sequence hands out numbers at insert, not at
+commit, so two concurrent writers could commit out of order and a reader past the later number would never see the
+earlier one: `append` serializes writers per parent (a transaction-scoped advisory lock taken before the number is
+drawn), which makes `seq` commit order for every parent a reader follows.
+Postgres is already shared by the API and every worker, so this works wherever they run, a client that
+reconnects simply starts over from a cursor, and a missed notification costs at most one fallback poll interval.
 """
 
 from __future__ import annotations
@@ -27,8 +30,11 @@ FALLBACK_POLL_S = 0.5
 log = logging.getLogger("nexus.core.eventlog")
 
 
-async def notify(session: AsyncSession, parent_id: uuid.UUID) -> None:
-    """Wake readers of `parent_id`'s events; delivered when the surrounding transaction commits."""
+async def append(session: AsyncSession, parent_id: uuid.UUID, *events: Any) -> None:
+    """Add events of `parent_id` in the caller's transaction and wake its readers when that commits."""
+    await session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:id, 0))"), {"id": str(parent_id)})
+    session.add_all(events)
+    await session.flush()
     await session.execute(text("SELECT pg_notify(:channel, :id)"), {"channel": CHANNEL, "id": str(parent_id)})
 
 
@@ -93,7 +99,8 @@ async def follow(
     is_terminal: Callable[[E], bool],
 ) -> AsyncIterator[E]:
     """Yield events with seq > after_seq in order, then new ones as written, until a terminal one (or the parent
-    row disappears, e.g. deleted meanwhile)."""
+    row disappears, e.g. deleted meanwhile). Each batch is read in a short transaction and yielded after it
+    closes, so a slow client holds no pooled connection."""
     listener = _listener(engine)
     listening = await listener.ensure()
     wake = asyncio.Event()
@@ -108,11 +115,12 @@ async def follow(
                 if await session.get(parent_model, parent_id) is None:
                     return
                 query = select(event_model).where(parent_fk == parent_id, seq_col > cursor).order_by(seq_col)
-                for event in (await session.execute(query)).scalars():
-                    cursor = event.seq  # type: ignore[attr-defined]
-                    yield event
-                    if is_terminal(event):
-                        return
+                batch = list((await session.execute(query)).scalars())
+            for event in batch:
+                cursor = event.seq  # type: ignore[attr-defined]
+                yield event
+                if is_terminal(event):
+                    return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), FALLBACK_POLL_S if listening else 0.1)
     finally:

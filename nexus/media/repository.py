@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from models import JobEvent, MediaChunk, MediaItem, MediaJob, MediaStatus, TranscriptSegment
 from models.base import utcnow
 from nexus.core.db import session_scope
-from nexus.core.eventlog import follow, notify
+from nexus.core.eventlog import append, follow
 from nexus.llm.providers import Enrichment
 from nexus.media.chunking import Passage
 from nexus.media.fingerprint import duration_window
@@ -49,15 +49,30 @@ async def record(
     *,
     message: str | None = None,
     error: str | None = None,
+    attempt: int | None = None,
 ) -> None:
-    """Move the job (and its media item) to `stage` at `fraction` done, and append an event, atomically."""
+    """Move the job (and its media item) to `stage` at `fraction` done, and append an event, atomically.
+
+    Progress never goes backwards within a run (a retried step restarts its own count at 0; the client keeps
+    seeing the furthest point reached), and `attempt`, the Temporal attempt of the step reporting, counts every
+    re-execution of a step in `attempts`: a worker lost mid-transcription shows as a second attempt."""
     progress = overall_progress(stage, fraction)
     terminal = stage.terminal
     async with session_scope(engine) as session:
-        job = await session.get(MediaJob, job_id)
+        job = (
+            await session.execute(select(MediaJob).where(MediaJob.id == job_id).with_for_update())
+        ).scalar_one_or_none()
         if job is None:
             return  # deleted meanwhile; nothing to report to
+        if stage is not MediaStatus.pending and not terminal:  # `pending` starts a new run from 0
+            progress = max(progress, job.progress)
         values: dict[str, object] = {"stage": stage, "progress": progress, "updated_at": utcnow()}
+        if stage != job.stage:
+            values["stage_attempt"] = attempt or 1
+        elif attempt is not None and attempt > job.stage_attempt:
+            values["stage_attempt"] = attempt
+            values["attempts"] = job.attempts + attempt - job.stage_attempt
+            message = message or f"{stage}: attempt {attempt} (the previous one was lost or failed)"
         if terminal:
             values["finished_at"] = utcnow()
             values["error"] = error
@@ -66,10 +81,8 @@ async def record(
         if terminal:
             media_values["error"] = error
         await session.execute(update(MediaItem).where(MediaItem.id == job.media_id).values(**media_values))
-        session.add(
-            JobEvent(job_id=job_id, stage=stage, progress=progress, terminal=terminal, message=error or message)
-        )
-        await notify(session, job_id)
+        event = JobEvent(job_id=job_id, stage=stage, progress=progress, terminal=terminal, message=error or message)
+        await append(session, job_id, event)
 
 
 async def stream_events(engine: AsyncEngine, job_id: uuid.UUID) -> AsyncIterator[JobEvent]:

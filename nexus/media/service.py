@@ -14,6 +14,7 @@ from temporalio.service import RPCError
 
 from models import JobEvent, MediaItem, MediaJob, MediaStatus
 from models.base import utcnow
+from nexus.core.eventlog import append
 from nexus.core.orchestration import (
     MEDIA_PIPELINE_WORKFLOW,
     SA_MEDIA_ID,
@@ -35,7 +36,7 @@ async def create_job(session: AsyncSession, media: MediaItem) -> MediaJob:
     )
     session.add(job)
     await session.flush()
-    session.add(JobEvent(job_id=job.id, stage=MediaStatus.pending, progress=0, message="queued"))
+    await append(session, job.id, JobEvent(job_id=job.id, stage=MediaStatus.pending, progress=0, message="queued"))
     return job
 
 

@@ -1,4 +1,4 @@
-"""ws tickets: single-use credentials for opening a WebSocket
+"""ws tickets (single-use credentials for opening a WebSocket); media_jobs.stage_attempt
 
 Revision ID: 0004
 Revises: 0003
@@ -29,8 +29,10 @@ def upgrade() -> None:
         sa.UniqueConstraint("token_hash"),
     )
     op.create_index(op.f("ix_ws_tickets_user_id"), "ws_tickets", ["user_id"], unique=False)
+    op.add_column("media_jobs", sa.Column("stage_attempt", sa.Integer(), server_default="1", nullable=False))
 
 
 def downgrade() -> None:
+    op.drop_column("media_jobs", "stage_attempt")
     op.drop_index(op.f("ix_ws_tickets_user_id"), table_name="ws_tickets")
     op.drop_table("ws_tickets")
