@@ -102,22 +102,21 @@ async def fetch(rt: Runtime, media_id: uuid.UUID, progress: Progress = _ignore) 
 
 
 async def fingerprint(rt: Runtime, media_id: uuid.UUID) -> DedupResult:
-    """Fingerprint the audio and compare it with the owner's earlier items: a near-duplicate is not reprocessed."""
+    """Fingerprint the audio and compare it with the owner's other items: a near-duplicate is not reprocessed.
+    The decision is made once (a retry finds it stored) and serialized per owner (`settle_duplicate`)."""
     media = await load(rt, media_id)
-    if media.fingerprint and media.duration_s:
-        fp = Fingerprint(media.duration_s, media.fingerprint)
-    else:
-        with scratch_dir("fp") as tmp:
-            wav = tmp / "audio.wav"
-            await asyncio.to_thread(rt.store.get_file, media.audio_key or "", wav)
-            fp = await asyncio.to_thread(fingerprint_file, wav)
-        await repository.store_fingerprint(rt.engine, media.id, fp.encoded)
-    for other_id, other_duration, other_fp in await repository.duplicate_candidates(rt.engine, media):
-        same, ber = await asyncio.to_thread(is_near_duplicate, fp, Fingerprint(other_duration or 0, other_fp))
-        if same:
-            await repository.mark_duplicate(rt.engine, media.id, other_id, ber)
-            return DedupResult(duplicate_of=other_id, ber=ber)
-    return DedupResult(duplicate_of=None, ber=None)
+    if media.fingerprint:
+        return DedupResult(duplicate_of=media.duplicate_of, ber=media.duplicate_ber)
+    with scratch_dir("fp") as tmp:
+        wav = tmp / "audio.wav"
+        await asyncio.to_thread(rt.store.get_file, media.audio_key or "", wav)
+        fp = await asyncio.to_thread(fingerprint_file, wav)
+
+    async def match(duration: float | None, encoded: str) -> tuple[bool, float]:
+        return await asyncio.to_thread(is_near_duplicate, fp, Fingerprint(duration or 0, encoded))
+
+    found = await repository.settle_duplicate(rt.engine, media, fp.encoded, match)
+    return DedupResult(duplicate_of=found[0] if found else None, ber=found[1] if found else None)
 
 
 async def transcribe(rt: Runtime, media_id: uuid.UUID, progress: Progress = _ignore) -> TranscribeResult:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from models import JobEvent, MediaChunk, MediaItem, MediaJob, MediaStatus, TranscriptSegment
@@ -155,36 +155,42 @@ async def forget_objects(engine: AsyncEngine, media_id: uuid.UUID) -> None:
     await _update_media(engine, media_id, original_key=None, audio_key=None)
 
 
-async def store_fingerprint(engine: AsyncEngine, media_id: uuid.UUID, encoded: str) -> None:
-    await _update_media(engine, media_id, fingerprint=encoded)
+Match = Callable[[float | None, str], Awaitable[tuple[bool, float]]]
 
 
-async def duplicate_candidates(engine: AsyncEngine, media: MediaItem) -> list[tuple[uuid.UUID, float | None, str]]:
-    """Earlier fingerprinted items of the same owner that could be the original of `media`.
+async def settle_duplicate(
+    engine: AsyncEngine, media: MediaItem, encoded: str, match: Match
+) -> tuple[uuid.UUID, float] | None:
+    """Decide once whether `media` repeats an item of the same owner, and store the fingerprint with the decision.
 
-    Only earlier items: two copies ingested at once do not mark each other. Items far longer or shorter cannot
-    match (see `fingerprint.is_near_duplicate`), so they are filtered here instead of loaded.
-    """
-    query = (
-        select(MediaItem.id, MediaItem.duration_s, MediaItem.fingerprint)
-        .where(
-            MediaItem.owner_id == media.owner_id,
-            MediaItem.id != media.id,
-            MediaItem.fingerprint.is_not(None),
-            MediaItem.created_at < media.created_at,
-            MediaItem.status.not_in([MediaStatus.duplicate, MediaStatus.failed, MediaStatus.cancelled]),
-        )
-        .order_by(MediaItem.created_at)
+    Decisions are serialized per owner (a transaction-scoped advisory lock), and an item's fingerprint becomes
+    visible only with its decision: so of several identical copies submitted at once exactly one is the
+    original, whichever is decided first, and every other copy finds it. Items far longer or shorter cannot
+    match (see `fingerprint.is_near_duplicate`), so they are filtered here instead of loaded."""
+    query = select(MediaItem.id, MediaItem.duration_s, MediaItem.fingerprint).where(
+        MediaItem.owner_id == media.owner_id,
+        MediaItem.id != media.id,
+        MediaItem.fingerprint.is_not(None),
+        MediaItem.duplicate_of.is_(None),
+        MediaItem.status.not_in([MediaStatus.duplicate, MediaStatus.failed, MediaStatus.cancelled]),
     )
     if media.duration_s:
         lo, hi = duration_window(media.duration_s)
         query = query.where(MediaItem.duration_s.between(lo, hi))
     async with session_scope(engine) as session:
-        return [(r[0], r[1], r[2]) for r in (await session.execute(query)).all()]
-
-
-async def mark_duplicate(engine: AsyncEngine, media_id: uuid.UUID, original_id: uuid.UUID, ber: float) -> None:
-    await _update_media(engine, media_id, duplicate_of=original_id, duplicate_ber=ber)
+        lock = "SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"
+        await session.execute(text(lock), {"key": f"dedup:{media.owner_id}"})
+        found: tuple[uuid.UUID, float] | None = None
+        for other_id, other_duration, other_fp in (await session.execute(query.order_by(MediaItem.created_at))).all():
+            same, ber = await match(other_duration, other_fp)
+            if same:
+                found = (other_id, ber)
+                break
+        values: dict[str, object] = {"fingerprint": encoded, "updated_at": utcnow()}
+        if found:
+            values |= {"duplicate_of": found[0], "duplicate_ber": found[1]}
+        await session.execute(update(MediaItem).where(MediaItem.id == media.id).values(**values))
+    return found
 
 
 async def count_segments(engine: AsyncEngine, media_id: uuid.UUID) -> int:
