@@ -11,7 +11,12 @@ COPY activities activities
 COPY workers workers
 COPY models models
 COPY migrations migrations
+# Editable, so the code runs from /app: `nexus migrate` finds alembic.ini and migrations/ next to the package
+# (they are not part of the wheel, and a site-packages install fails with "Path doesn't exist").
 RUN pip install --no-cache-dir "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu \
-    && pip install --no-cache-dir .
+    && pip install --no-cache-dir -e .
+# The compose health checks (no curl in the image, and workers serve no HTTP); after pip, so editing them
+# does not reinstall everything.
+COPY deploy/healthcheck.py deploy/healthcheck.py
 ENV NEXUS_DATA_DIR=/data HF_HUB_OFFLINE=1 MEM0_TELEMETRY=False
 ENTRYPOINT ["nexus"]

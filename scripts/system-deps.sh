@@ -8,6 +8,8 @@ command -v ffprobe >/dev/null || need+=(ffmpeg)
 ldconfig -p 2>/dev/null | grep -q libchromaprint || need+=(libchromaprint1)
 if [[ "${1:-}" == "--test" ]]; then
   command -v espeak-ng >/dev/null || need+=(espeak-ng)
+  # tests/e2e/test_deployment.py validates docker-compose.yml with it (`config` needs no Docker daemon).
+  command -v docker-compose >/dev/null || need+=(docker-compose)
 fi
 [[ ${#need[@]} -eq 0 ]] && exit 0
 mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
