@@ -11,7 +11,7 @@ from activities.support import heartbeating, provider_failure
 from models import MediaStatus
 from nexus.core.errors import BAD_INPUT
 from nexus.llm.providers import ProviderError
-from nexus.media import processing
+from nexus.media import processing, service
 from nexus.media.contracts import (
     DedupResult,
     EmbedResult,
@@ -44,6 +44,12 @@ class MediaActivities:
         await record(self.rt.engine, update.job_id, stage, error=update.error)
         if stage is MediaStatus.failed and update.error_type == BAD_INPUT:
             await processing.discard_objects(self.rt, update.job_id)
+
+    @activity.defn(name="media.reconcile")
+    async def reconcile_jobs(self) -> int:
+        """Jobs whose run ended without telling them (terminated in the UI, Postgres down at the end) catch up."""
+        async with heartbeating():
+            return await service.reconcile_stale(activity.client(), self.rt)
 
     @activity.defn(name="media.fetch")
     async def fetch_media(self, ref: MediaRef) -> FetchResult:

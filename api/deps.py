@@ -18,6 +18,7 @@ from temporalio.client import Client
 from models import ChatTurn, Conversation, MediaItem, MediaJob, Persona, User
 from models.base import OwnedModel
 from nexus.core.db import session_scope
+from nexus.core.errors import Unavailable
 from nexus.identity.access import Action, authorize
 from nexus.identity.service import authenticate_api_key, redeem_ws_ticket
 from nexus.runtime import Runtime
@@ -87,7 +88,7 @@ async def get_temporal(runtime: RuntimeDep) -> Client:
     try:
         return await runtime.temporal()
     except Exception as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"Temporal is unreachable: {exc}") from exc
+        raise Unavailable("Temporal", str(exc) or type(exc).__name__) from exc
 
 
 TemporalDep = Annotated[Client, Depends(get_temporal)]

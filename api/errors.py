@@ -8,6 +8,9 @@ import logging
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
+from temporalio.service import RPCError
+
+from nexus.core.errors import Unavailable
 
 log = logging.getLogger("nexus.api")
 RETRY_AFTER_S = "5"
@@ -60,7 +63,21 @@ async def connection_refused(_request: Request, _exc: Exception) -> JSONResponse
     return _unavailable("the database")
 
 
+async def dependency_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    log.warning("%s", exc)
+    return JSONResponse(
+        {"detail": str(exc)}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": RETRY_AFTER_S}
+    )
+
+
+async def temporal_error(_request: Request, exc: Exception) -> JSONResponse:
+    """An RPC error no domain service translated: Temporal could not answer, which the client can wait out."""
+    return await dependency_unavailable(_request, Unavailable("Temporal", getattr(exc, "message", str(exc))))
+
+
 def install(app: FastAPI) -> None:
+    app.add_exception_handler(Unavailable, dependency_unavailable)
+    app.add_exception_handler(RPCError, temporal_error)
     app.add_exception_handler(sa_exc.DBAPIError, database_error)
     app.add_exception_handler(sa_exc.TimeoutError, database_error)  # pool exhausted: shed load, do not fail
     app.add_exception_handler(UnicodeEncodeError, unencodable_text)  # lone surrogates in a parameter

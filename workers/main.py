@@ -28,9 +28,10 @@ def workflows_for(queue: Queue) -> list[type]:
     """Workflows are orchestration only and cheap: they run on their own queue, so a busy cpu worker (ffmpeg,
     embeddings) never delays a workflow task."""
     from workflows.chat import ChatTurnWorkflow
+    from workflows.maintenance import ReconcileJobsWorkflow
     from workflows.media import MediaPipelineWorkflow
 
-    return [MediaPipelineWorkflow, ChatTurnWorkflow] if queue is Queue.workflows else []
+    return [MediaPipelineWorkflow, ChatTurnWorkflow, ReconcileJobsWorkflow] if queue is Queue.workflows else []
 
 
 def activities_for(queue: Queue, runtime: Runtime) -> list[Callable[..., Any]]:
@@ -41,7 +42,7 @@ def activities_for(queue: Queue, runtime: Runtime) -> list[Callable[..., Any]]:
     by_queue: dict[Queue, list[Callable[..., Any]]] = {
         # Local activities run in the worker that runs the workflow: stage bookkeeping and chat context.
         Queue.workflows: [media.set_stage, chat.context, chat.finish],
-        Queue.cpu: [media.fetch_media, media.fingerprint_media, media.embed_media, chat.remember],
+        Queue.cpu: [media.fetch_media, media.fingerprint_media, media.embed_media, media.reconcile_jobs, chat.remember],
         Queue.gpu: [media.transcribe_media],
         Queue.llm: [media.enrich_media, chat.generate],
     }
@@ -64,6 +65,10 @@ def build_worker(client: Client, runtime: Runtime, queue: Queue) -> Worker:
 async def run_workers(runtime: Runtime, queues: Sequence[Queue]) -> None:
     """Run one worker per queue in this process until cancelled (SIGINT/SIGTERM)."""
     client = await runtime.temporal()
+    if Queue.workflows in queues:
+        from nexus.media.service import ensure_reconcile_schedule
+
+        await ensure_reconcile_schedule(client, runtime)
     workers = [build_worker(client, runtime, q) for q in queues]
     log.info("serving task queues: %s", ", ".join(runtime.queues.name(q) for q in queues))
     try:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from api.deps import ReadableJob, RuntimeDep, SessionDep, TemporalDep, WritableJob
 from models import JobEvent, MediaStatus
 from nexus.media.repository import stream_events
-from nexus.media.service import cancel, is_running, retry
+from nexus.media.service import cancel, is_running, reconcile, retry
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 ws_router = APIRouter(tags=["jobs"])
@@ -62,6 +62,8 @@ async def job_events(job: ReadableJob, runtime: RuntimeDep) -> AsyncIterator[Ser
 
 @router.post("/{job_id}/retry", status_code=status.HTTP_202_ACCEPTED)
 async def retry_job(job: WritableJob, session: SessionDep, client: TemporalDep, runtime: RuntimeDep) -> JobOut:
+    if await reconcile(client, runtime, job):  # a run that ended behind the job's back: catch up first
+        await session.refresh(job)
     if job.stage not in (MediaStatus.failed, MediaStatus.cancelled) or await is_running(client, job.workflow_id):
         raise HTTPException(
             status.HTTP_409_CONFLICT, f"only failed or cancelled jobs can be retried; this one is {job.stage}"

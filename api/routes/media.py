@@ -16,7 +16,7 @@ from sqlalchemy import any_, func, select
 
 from api.deps import CurrentUser, ReadableMedia, RuntimeDep, SessionDep, TemporalDep, WritableMedia
 from models import MediaItem, MediaStatus, SourceType, TranscriptSegment
-from nexus.core.errors import BadInput
+from nexus.core.errors import BadInput, Unavailable
 from nexus.identity.access import permitted
 from nexus.identity.service import personal_workspace
 from nexus.media.fetch import check_url, validate_media
@@ -96,7 +96,9 @@ async def _submit(
         await session.commit()
         if media.original_key:
             await asyncio.to_thread(runtime.store.delete_prefix, media_prefix(media.owner_id, media.id))
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"could not start processing: {exc}") from exc
+        if isinstance(exc, Unavailable):
+            raise
+        raise Unavailable("Temporal", f"could not start processing: {exc}") from exc
     return media, Submitted(media_id=media.id, job_id=job.id, workflow_id=job.workflow_id)
 
 

@@ -18,3 +18,13 @@ BAD_INPUT = BadInput.__name__
 
 NON_RETRYABLE_TYPES = [BAD_INPUT]
 """Error types no retry policy retries."""
+
+
+class Unavailable(Exception):
+    """A dependency (Temporal, the database) cannot answer right now: the caller should try again shortly.
+
+    The API answers 503 with Retry-After and this message; it is never read as "not found" or "not running"."""
+
+    def __init__(self, what: str, detail: str = "") -> None:
+        self.what = what
+        super().__init__(f"{what} is unavailable right now{f' ({detail})' if detail else ''}; try again shortly")

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import timedelta
+
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from nexus.core.settings import Settings
 
+RPC_TIMEOUT = timedelta(seconds=5)
+"""For calls a request waits on (start, describe, cancel): a frozen server answers 503 in seconds, not minutes."""
+
 
 async def connect(settings: Settings) -> Client:
-    return await Client.connect(
-        settings.temporal_target,
-        namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
+    return await asyncio.wait_for(
+        Client.connect(
+            settings.temporal_target,
+            namespace=settings.temporal_namespace,
+            data_converter=pydantic_data_converter,
+        ),
+        RPC_TIMEOUT.total_seconds(),
     )
 
 

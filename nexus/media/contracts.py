@@ -59,3 +59,7 @@ class EmbedResult(BaseModel):
 class PipelineResult(BaseModel):
     status: str
     duplicate_of: uuid.UUID | None = None
+
+
+class ReconcileInput(BaseModel):
+    queues: TaskQueues

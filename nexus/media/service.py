@@ -3,26 +3,33 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from models import JobEvent, MediaItem, MediaJob, MediaStatus
 from models.base import utcnow
+from nexus.core.db import session_scope
+from nexus.core.errors import Unavailable
 from nexus.core.eventlog import append
 from nexus.core.orchestration import (
     MEDIA_PIPELINE_WORKFLOW,
+    RECONCILE_JOBS_WORKFLOW,
     SA_MEDIA_ID,
     SA_STAGE,
     SA_USER_ID,
     media_workflow_id,
+    reconcile_schedule_id,
 )
-from nexus.media.contracts import MediaPipelineInput, PipelineResult
+from nexus.core.temporal import RPC_TIMEOUT
+from nexus.media.contracts import MediaPipelineInput, PipelineResult, ReconcileInput
 from nexus.media.repository import media_prefix, record
 from nexus.runtime import Runtime
 
@@ -48,6 +55,13 @@ async def start_pipeline(client: Client, runtime: Runtime, media: MediaItem, job
 async def start_run(client: Client, inp: MediaPipelineInput, workflow_id: str) -> WorkflowHandle[Any, PipelineResult]:
     """Start one run of the pipeline by name: a retry reuses the workflow id, and the run is searchable in the
     Temporal UI by user, media item and stage from its first moment."""
+    try:
+        return await _start(client, inp, workflow_id)
+    except RPCError as exc:
+        raise Unavailable("Temporal", exc.message) from exc
+
+
+async def _start(client: Client, inp: MediaPipelineInput, workflow_id: str) -> WorkflowHandle[Any, PipelineResult]:
     return await client.start_workflow(
         MEDIA_PIPELINE_WORKFLOW,
         inp,
@@ -55,6 +69,7 @@ async def start_run(client: Client, inp: MediaPipelineInput, workflow_id: str) -
         task_queue=inp.queues.workflows,
         result_type=PipelineResult,
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        rpc_timeout=RPC_TIMEOUT,
         search_attributes=TypedSearchAttributes(
             [
                 SearchAttributePair(SA_USER_ID, str(inp.user_id)),
@@ -73,19 +88,32 @@ async def latest_job(session: AsyncSession, media_id: uuid.UUID) -> MediaJob | N
     ).scalar_one_or_none()
 
 
-async def is_running(client: Client, workflow_id: str) -> bool:
+async def run_status(client: Client, workflow_id: str) -> WorkflowExecutionStatus | None:
+    """The latest run's status, or None when Temporal has no run under this id. Any other failure to answer is
+    `Unavailable`: an unreachable server must never read as "not running"."""
     try:
-        desc = await client.get_workflow_handle(workflow_id).describe()
-    except RPCError:
-        return False
-    return desc.status == WorkflowExecutionStatus.RUNNING
+        desc = await client.get_workflow_handle(workflow_id).describe(rpc_timeout=RPC_TIMEOUT)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise Unavailable("Temporal", exc.message) from exc
+    return desc.status
+
+
+async def is_running(client: Client, workflow_id: str) -> bool:
+    return await run_status(client, workflow_id) == WorkflowExecutionStatus.RUNNING
 
 
 async def cancel(client: Client, workflow_id: str) -> bool:
     """Request cancellation; the workflow records `cancelled` itself. False when nothing was running."""
     if not await is_running(client, workflow_id):
         return False
-    await client.get_workflow_handle(workflow_id).cancel()
+    try:
+        await client.get_workflow_handle(workflow_id).cancel(rpc_timeout=RPC_TIMEOUT)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise Unavailable("Temporal", exc.message) from exc
     return True
 
 
@@ -98,18 +126,78 @@ async def wait_closed(client: Client, workflow_id: str, timeout_s: float = 15) -
 
 
 async def retry(client: Client, runtime: Runtime, session: AsyncSession, job: MediaJob) -> None:
-    """A new run under the same workflow id. Activities find their finished outputs and skip them."""
+    """A new run under the same workflow id. Activities find their finished outputs and skip them.
+
+    The job moves to `pending` before the run starts (so the run's first event follows it); if Temporal refuses
+    the start, the job goes back to where it was, with the reason, and the caller gets `Unavailable`: never a
+    job left `pending` with no run behind it."""
     media = await session.get(MediaItem, job.media_id)
     assert media is not None
-    job.attempts += 1
+    previous, run = MediaStatus(job.stage), job.attempts + 1
     job.error = None
     job.finished_at = None
     job.updated_at = utcnow()
     media.error = None
     await session.flush()
     await session.commit()
-    await record(runtime.engine, job.id, MediaStatus.pending, message=f"retry requested (run {job.attempts})")
-    await start_pipeline(client, runtime, media, job)
+    await record(runtime.engine, job.id, MediaStatus.pending, message=f"retry requested (run {run})")
+    try:
+        await start_pipeline(client, runtime, media, job)
+    except Exception as exc:
+        await record(runtime.engine, job.id, previous, error=f"the retry could not start: {exc}")
+        raise exc if isinstance(exc, Unavailable) else Unavailable("Temporal", str(exc)) from exc
+    async with session_scope(runtime.engine) as s:
+        await s.execute(update(MediaJob).where(MediaJob.id == job.id).values(attempts=MediaJob.attempts + 1))
+
+
+# How a run that ended without telling the job (terminated in the Temporal UI, or unable to reach Postgres at the
+# end) is reflected: the stage the job moves to, and why.
+_CLOSED: dict[WorkflowExecutionStatus, tuple[MediaStatus, str]] = {
+    WorkflowExecutionStatus.TERMINATED: (MediaStatus.failed, "the run was terminated outside Nexus (Temporal UI/CLI)"),
+    WorkflowExecutionStatus.TIMED_OUT: (MediaStatus.failed, "the run timed out"),
+    WorkflowExecutionStatus.FAILED: (MediaStatus.failed, "the run failed; see its history in the Temporal UI"),
+    WorkflowExecutionStatus.CANCELED: (MediaStatus.cancelled, "cancelled"),
+}
+STALE_AFTER = timedelta(minutes=2)
+"""A job quiet this long is checked against Temporal (running steps report progress every second)."""
+
+
+async def reconcile(client: Client, runtime: Runtime, job: MediaJob) -> MediaStatus | None:
+    """Make a job that is not finished agree with its run in Temporal; returns the stage it moved to, if any."""
+    if MediaStatus(job.stage).terminal:
+        return None
+    status = await run_status(client, job.workflow_id)
+    if status == WorkflowExecutionStatus.RUNNING:
+        return None
+    if status is None:
+        if utcnow() - job.updated_at < STALE_AFTER:
+            return None  # just created or retried: the start may still be on its way
+        stage, reason = MediaStatus.failed, "no run exists for this job in Temporal; retry it"
+    elif status == WorkflowExecutionStatus.COMPLETED:
+        result = await client.get_workflow_handle(job.workflow_id, result_type=PipelineResult).result(
+            rpc_timeout=RPC_TIMEOUT
+        )
+        stage, reason = MediaStatus(result.status), ""
+    else:
+        stage, reason = _CLOSED.get(status, (MediaStatus.failed, f"the run ended as {status.name}"))
+    await record(runtime.engine, job.id, stage, error=reason or None, message="reconciled with Temporal")
+    return stage
+
+
+async def reconcile_stale(client: Client, runtime: Runtime, *, limit: int = 200) -> int:
+    """One reconciliation pass over unfinished jobs that have been quiet for a while (the schedule runs it)."""
+    terminal = [s for s in MediaStatus if s.terminal]
+    async with session_scope(runtime.engine) as session:
+        jobs = (
+            await session.execute(
+                select(MediaJob)
+                .where(MediaJob.stage.not_in(terminal), MediaJob.updated_at < utcnow() - STALE_AFTER)
+                .order_by(MediaJob.updated_at)
+                .limit(limit)
+            )
+        ).scalars()
+        quiet = list(jobs)
+    return sum([await reconcile(client, runtime, job) is not None for job in quiet])
 
 
 async def delete_media(client: Client, runtime: Runtime, session: AsyncSession, media: MediaItem) -> None:
@@ -120,3 +208,36 @@ async def delete_media(client: Client, runtime: Runtime, session: AsyncSession, 
     await session.delete(media)
     await session.flush()
     await asyncio.to_thread(runtime.store.delete_prefix, media_prefix(media.owner_id, media.id))
+
+
+RECONCILE_EVERY = timedelta(minutes=1)
+
+
+async def ensure_reconcile_schedule(client: Client, runtime: Runtime) -> None:
+    """Create the reconciliation schedule once per deployment (idempotent; the workflows worker calls it at start).
+    Operators see, pause and trigger it in the Temporal UI under Schedules."""
+    from temporalio.client import (
+        Schedule,
+        ScheduleActionStartWorkflow,
+        ScheduleAlreadyRunningError,
+        ScheduleIntervalSpec,
+        ScheduleOverlapPolicy,
+        SchedulePolicy,
+        ScheduleSpec,
+    )
+
+    schedule_id = reconcile_schedule_id(runtime.settings.task_queue_prefix)
+    action = ScheduleActionStartWorkflow(
+        RECONCILE_JOBS_WORKFLOW,
+        ReconcileInput(queues=runtime.queues),
+        id=f"{schedule_id}-run",
+        task_queue=runtime.queues.workflows,
+        execution_timeout=timedelta(minutes=10),
+    )
+    schedule = Schedule(
+        action=action,
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=RECONCILE_EVERY)]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    )
+    with contextlib.suppress(ScheduleAlreadyRunningError):
+        await client.create_schedule(schedule_id, schedule)

@@ -1,0 +1,29 @@
+"""Maintenance workflows that Temporal Schedules start: orchestration only, one activity each."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.media import MediaActivities
+    from nexus.core.orchestration import RECONCILE_JOBS_WORKFLOW
+    from nexus.media.contracts import ReconcileInput
+    from workflows.shared import DB_RETRY
+
+
+@workflow.defn(name=RECONCILE_JOBS_WORKFLOW)
+class ReconcileJobsWorkflow:
+    """Makes jobs agree with their runs: a run terminated or failed where the API could not see it (the Temporal
+    UI, a database outage at the end) is reflected in `media_jobs`, so no stream or retry waits forever."""
+
+    @workflow.run
+    async def run(self, inp: ReconcileInput) -> int:
+        return await workflow.execute_activity_method(
+            MediaActivities.reconcile_jobs,
+            task_queue=inp.queues.cpu,
+            start_to_close_timeout=timedelta(minutes=5),
+            heartbeat_timeout=timedelta(seconds=30),
+            retry_policy=DB_RETRY,
+        )
