@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 from temporalio.service import RPCError
 
+from nexus.core.db import is_unavailable
 from nexus.core.errors import Unavailable
 
 log = logging.getLogger("nexus.api")
@@ -17,15 +18,6 @@ RETRY_AFTER_S = "5"
 
 # asyncpg's names for text Postgres cannot store (a NUL byte) or a bad encoding.
 _BAD_TEXT = {"CharacterNotInRepertoireError", "UntranslatableCharacterError", "InvalidTextRepresentationError"}
-# Connection trouble: the database is down, restarting, or refusing connections for now.
-_UNAVAILABLE = {
-    "CannotConnectNowError",
-    "ConnectionDoesNotExistError",
-    "ConnectionFailureError",
-    "TooManyConnectionsError",
-    "AdminShutdownError",
-    "ConnectionRefusedError",
-}
 
 
 def _unavailable(what: str) -> JSONResponse:
@@ -48,7 +40,7 @@ async def database_error(_request: Request, exc: Exception) -> JSONResponse:
     names = {type(e).__name__ for e in (exc, orig, getattr(orig, "__cause__", None)) if e is not None}
     if names & _BAD_TEXT:
         return _bad_text()
-    if names & _UNAVAILABLE or isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError):
+    if is_unavailable(exc):
         log.warning("database unavailable: %s", type(orig or exc).__name__)
         return _unavailable("the database")
     log.exception("database error")

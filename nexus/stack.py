@@ -22,7 +22,7 @@ import httpx
 from rich.console import Console
 
 from nexus.core.db import make_engine
-from nexus.core.embedded import EmbeddedPostgres, temporal_dev_server_args, temporal_env
+from nexus.core.embedded import EmbeddedPostgres, become_subreaper, temporal_dev_server_args, temporal_env
 from nexus.core.orchestration import Queue
 from nexus.core.settings import Settings
 from nexus.ops.bootstrap import ensure_local_admin
@@ -87,6 +87,7 @@ class _Stop(Exception):
 
 def run_stack(settings: Settings) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    become_subreaper()
     env = {**os.environ, "NEXUS_DATA_DIR": str(settings.data_dir), "PYTHONUNBUFFERED": "1"}
     services: list[Child] = []  # infrastructure, stopped last
     apps: list[Child] = []  # workers + API, stopped first
@@ -124,10 +125,14 @@ def run_stack(settings: Settings) -> int:
         api = f"http://{settings.api_host}:{settings.api_port}"
         _wait_ready(api, apps)
         _print_banner(settings, api, issued)
+        pg_restarts: list[float] = []
         while True:
             for child in apps + services:
                 if not child.alive():
                     _restart(child)
+            if postgres is not None and not postgres.is_running():
+                _note_restart("postgres", pg_restarts, "it stopped")
+                postgres.ensure_running()
             time.sleep(0.5)
     except _Stop as stop:
         console.print(f"\n[bold]{stop.args[0]} received, stopping...")
@@ -145,12 +150,18 @@ def run_stack(settings: Settings) -> int:
         console.print("[bold]Nexus stopped.")
 
 
-def _restart(child: Child) -> None:
+def _note_restart(name: str, restarts: list[float], why: str) -> None:
+    """Allow a restart, unless this is the sixth within a minute: then something is wrong that restarting won't
+    fix, and the stack stops with the reason instead of looping."""
     now = time.monotonic()
-    child.restarts = [t for t in child.restarts if now - t < 60] + [now]
-    if len(child.restarts) > 5:
-        raise RuntimeError(f"{child.name} keeps exiting (exit code {child.proc.returncode}); giving up")  # type: ignore[union-attr]
-    console.print(f"[yellow]{child.name} exited with {child.proc.returncode}; restarting")  # type: ignore[union-attr]
+    restarts[:] = [t for t in restarts if now - t < 60] + [now]
+    if len(restarts) > 5:
+        raise RuntimeError(f"{name} keeps exiting ({why}); giving up")
+    console.print(f"[yellow]{name}: {why}; restarting")
+
+
+def _restart(child: Child) -> None:
+    _note_restart(child.name, child.restarts, f"exited with {child.proc.returncode}")  # type: ignore[union-attr]
     child.start()
 
 

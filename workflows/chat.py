@@ -15,7 +15,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.chat import ChatActivities
     from nexus.chat.contracts import ChatTurnInput, ContextInput, FinishTurn, GenerateInput, RememberInput
     from nexus.core.orchestration import CHAT_TURN_WORKFLOW, SA_USER_ID
-    from workflows.shared import DB_RETRY, NETWORK_RETRY, PROVIDER_RETRY, failure_reason
+    from workflows.shared import DB_OUTAGE_BUDGET, DB_RETRY, NETWORK_RETRY, PROVIDER_RETRY, failure_reason
 
 
 @workflow.defn(name=CHAT_TURN_WORKFLOW)
@@ -74,5 +74,6 @@ class ChatTurnWorkflow:
             ChatActivities.finish,
             FinishTurn(turn_id=inp.turn_id, status=status, error=error),
             start_to_close_timeout=timedelta(seconds=30),
+            schedule_to_close_timeout=DB_OUTAGE_BUDGET,
             retry_policy=DB_RETRY,
         )

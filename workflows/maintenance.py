@@ -24,6 +24,7 @@ class ReconcileJobsWorkflow:
             MediaActivities.reconcile_jobs,
             task_queue=inp.queues.cpu,
             start_to_close_timeout=timedelta(minutes=5),
+            schedule_to_close_timeout=timedelta(minutes=9),  # before the next sweep would overlap
             heartbeat_timeout=timedelta(seconds=30),
             retry_policy=DB_RETRY,
         )

@@ -13,7 +13,7 @@ with workflow.unsafe.imports_passed_through():
     from models import MediaStatus
     from nexus.core.orchestration import MEDIA_PIPELINE_WORKFLOW, SA_MEDIA_ID, SA_STAGE, SA_USER_ID
     from nexus.media.contracts import MediaPipelineInput, MediaRef, PipelineResult, StageUpdate
-    from workflows.shared import COMPUTE_RETRY, DB_RETRY, NETWORK_RETRY, failure_reason, failure_type
+    from workflows.shared import COMPUTE_RETRY, DB_OUTAGE_BUDGET, DB_RETRY, NETWORK_RETRY, failure_reason, failure_type
 
 
 @workflow.defn(name=MEDIA_PIPELINE_WORKFLOW)
@@ -105,5 +105,6 @@ class MediaPipelineWorkflow:
             MediaActivities.set_stage,
             StageUpdate(job_id=inp.job_id, stage=stage, error=error, error_type=error_type),
             start_to_close_timeout=timedelta(seconds=30),
+            schedule_to_close_timeout=DB_OUTAGE_BUDGET,
             retry_policy=DB_RETRY,
         )

@@ -44,13 +44,17 @@ PROVIDER_RETRY = RetryPolicy(
     non_retryable_error_types=NON_RETRYABLE_TYPES,
 )
 
-# Bookkeeping writes to Postgres: cheap, retry patiently (the database may be restarting).
+# Bookkeeping writes to Postgres: cheap, retried patiently for as long as a database restart or failover may take.
+# No attempt limit: call sites bound it in time with `schedule_to_close_timeout=DB_OUTAGE_BUDGET`, so a workflow's
+# final state still reaches Postgres after a long outage (and the reconciliation schedule catches the rest).
 DB_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200),
+    initial_interval=timedelta(milliseconds=500),
     backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=10),
-    maximum_attempts=20,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=0,
+    non_retryable_error_types=NON_RETRYABLE_TYPES,
 )
+DB_OUTAGE_BUDGET = timedelta(minutes=15)
 
 
 def _application_error(err: BaseException) -> ApplicationError | None:

@@ -26,7 +26,7 @@ from nexus.chat.contracts import (
     RememberInput,
     TurnContext,
 )
-from nexus.core.db import session_scope
+from nexus.core.db import outlasting_outages, session_scope
 from nexus.core.errors import BadInput
 from nexus.core.eventlog import append
 from nexus.llm.providers import ChatContext, LLMProvider, Passage, ProviderError, Usage
@@ -155,7 +155,9 @@ async def generate(rt: Runtime, inp: GenerateInput, attempt: int) -> GenerateRes
         completion_tokens=usage.completion_tokens,
         latency_ms=latency_ms,
     )
-    try:
+
+    @outlasting_outages  # the answer is paid for: wait out a database restart rather than lose it
+    async def store() -> None:
         async with session_scope(rt.engine) as session:
             session.add(message)
             await session.flush()
@@ -184,6 +186,9 @@ async def generate(rt: Runtime, inp: GenerateInput, attempt: int) -> GenerateRes
                     },
                 ),
             )
+
+    try:
+        await store()
     except IntegrityError:  # a racing attempt stored it first: exactly one answer either way
         async with session_scope(rt.engine) as session:
             stored = (await session.execute(select(Message.id).where(Message.turn_id == turn.id))).scalar_one()

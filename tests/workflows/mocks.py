@@ -180,6 +180,7 @@ class MediaFakes:
 
     @activity.defn(name="media.set_stage")
     async def set_stage(self, update: StageUpdate) -> None:
+        await play(self.script, "media.set_stage")
         self.stages.append(update)
 
     @activity.defn(name="media.fetch")

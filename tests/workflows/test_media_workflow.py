@@ -225,3 +225,16 @@ async def test_last_attempt_timing_out_is_recorded_as_a_timeout(transcription_ti
     assert "timeout" in failure.message.lower()
     assert final.error is not None and "timeout" in final.error.lower()
     assert final.error_type is None
+
+
+async def test_stage_bookkeeping_rides_out_a_database_outage(client: Client, queues: TaskQueues) -> None:
+    """set_stage failing while Postgres restarts is retried (with backoff, bounded in time, not in attempts): the
+    run does not fail over bookkeeping, and every stage is recorded once the database is back."""
+    outage = [ApplicationError("connection refused", type="OperationalError") for _ in range(4)]
+    fakes = MediaFakes(script={"media.set_stage": list(outage)})
+    async with running_workers(client, queues, fakes):
+        result = await (await start_media(client, media_input(queues))).result()
+
+    assert result.status == MediaStatus.completed
+    assert fakes.stage_names() == HAPPY_STAGES
+    assert all(fakes.attempts(step) == 1 for step in ALL_STEPS)  # no expensive step repeated meanwhile
