@@ -53,7 +53,9 @@ def app_for(runtime: Runtime) -> object:
 
 
 MULTIPART = [(b"content-type", b"multipart/form-data; boundary=xyz")]
-PART_HEAD = b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a.mp3"\r\nContent-Type: audio/mpeg\r\n\r\n'
+PART_HEAD = (
+    b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a.mp3"\r\nContent-Type: audio/mpeg\r\n\r\n'
+)
 
 
 async def test_an_oversized_upload_is_refused_as_soon_as_it_crosses_the_limit(runtime: Runtime) -> None:

@@ -1,4 +1,4 @@
-"""URL safety before any download (`nexus.media.fetch.check_url`, `media_urls`, and their use in `download`).
+"""URL safety before any download (`nexus.media.fetch.check_url` and `media_urls`).
 
 A server that fetches user-supplied URLs must not become a proxy into its own network (SSRF): cloud metadata at
 169.254.169.254, databases on 10/8, admin ports on loopback. Only IP literals and a fake resolver are used here,
@@ -8,9 +8,6 @@ so no test touches DNS or the network.
 from __future__ import annotations
 
 import socket
-import sys
-import types
-from pathlib import Path
 
 import pytest
 
@@ -152,36 +149,6 @@ def test_media_urls_from_split_formats_only() -> None:
     assert media_urls(info) == ["https://cdn/video", "https://cdn/audio"]
 
 
-def test_download_refuses_a_public_page_that_points_at_a_private_media_url(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    """The page passes the check; the media URL it yields must pass it too, before anything is downloaded."""
-    downloaded: list[dict] = []
-
-    class FakeYDL:
-        def __init__(self, opts: dict) -> None:
-            pass
-
-        def __enter__(self) -> FakeYDL:
-            return self
-
-        def __exit__(self, *exc: object) -> None:
-            return None
-
-        def extract_info(self, url: str, download: bool) -> dict:
-            assert download is False
-            return {"url": "http://93.184.215.14/ok.mp4", "requested_formats": [{"url": "http://10.0.0.5/x.mp4"}]}
-
-        def process_ie_result(self, info: dict, download: bool) -> None:
-            downloaded.append(info)
-
-    class DownloadError(Exception):
-        pass
-
-    fake = types.SimpleNamespace(YoutubeDL=FakeYDL, utils=types.SimpleNamespace(DownloadError=DownloadError))
-    monkeypatch.setitem(sys.modules, "yt_dlp", fake)
-    with pytest.raises(BadInput, match=r"10\.0\.0\.5"):
-        fetch.download(
-            "http://93.184.215.14/page", tmp_path, max_bytes=10**6, allow_private=False, on_progress=lambda *_: None
-        )
-    assert downloaded == []
+# What `download` does with these URLs (and with redirects, fragments, rebinding DNS) is tested against real yt-dlp
+# and loopback servers in test_fetch_connect_gate.py: test_a_page_whose_single_media_is_internal_is_refused is the
+# case of a public page pointing at a private media URL.
