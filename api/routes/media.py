@@ -19,7 +19,7 @@ from models import MediaItem, MediaStatus, SourceType, TranscriptSegment
 from nexus.core.errors import BadInput, Unavailable
 from nexus.identity.access import permitted
 from nexus.identity.service import personal_workspace
-from nexus.media.fetch import check_url, validate_media
+from nexus.media.fetch import check_url, validate_upload
 from nexus.media.repository import media_prefix
 from nexus.media.service import create_job, delete_media, latest_job, start_pipeline
 
@@ -149,9 +149,7 @@ async def upload(
         if size == 0:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, "the uploaded file is empty")
         try:
-            info = await asyncio.to_thread(
-                validate_media, path, max_bytes=max_bytes, max_minutes=settings.max_media_minutes
-            )
+            info = await validate_upload(path, max_bytes=max_bytes, max_minutes=settings.max_media_minutes)
         except BadInput as exc:
             raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, str(exc)) from exc
         media = MediaItem(

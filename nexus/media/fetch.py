@@ -10,6 +10,7 @@ downloader) is refused, and a URL that leads to several media (a playlist) is re
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import http.client
 import ipaddress
@@ -300,18 +301,24 @@ class Probe:
     has_video: bool
 
 
-def probe(path: Path) -> Probe:
-    result = subprocess.run(
-        ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if result.returncode != 0:
+PROBE_TIMEOUT_S = 30.0
+"""ffprobe reads headers, not the whole file: a file it cannot judge in this long is hostile or broken."""
+_UNREADABLE = "not a readable audio/video file: the data is corrupt or in a format that cannot be read"
+
+
+def _probe_args(path: Path) -> list[str]:
+    return ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)]
+
+
+def _parse_probe(path: Path, returncode: int, stdout: str, stderr: str) -> Probe:
+    if returncode != 0:
         # ffprobe's words name our temp path and its internals: for the log, not for the user
-        log.info("ffprobe refused %s: %s", path, result.stderr.strip())
-        raise BadInput("not a readable audio/video file: the data is corrupt or in a format that cannot be read")
-    info = json.loads(result.stdout or "{}")
+        log.info("ffprobe refused %s: %s", path, stderr.strip())
+        raise BadInput(_UNREADABLE)
+    try:
+        info = json.loads(stdout or "{}")
+    except json.JSONDecodeError as exc:
+        raise BadInput(_UNREADABLE) from exc
     streams = info.get("streams", [])
     kinds = {s.get("codec_type") for s in streams}
     duration = float(info.get("format", {}).get("duration") or 0.0)
@@ -325,13 +332,43 @@ def probe(path: Path) -> Probe:
     )
 
 
-def validate_media(path: Path, *, max_bytes: int, max_minutes: float) -> Probe:
+def _too_slow(path: Path, timeout_s: float) -> BadInput:
+    log.warning("ffprobe gave up on %s after %.0fs", path, timeout_s)
+    return BadInput(f"{_UNREADABLE} (reading it took longer than {timeout_s:.0f} s)")
+
+
+def probe(path: Path, timeout_s: float = PROBE_TIMEOUT_S) -> Probe:
+    try:
+        result = subprocess.run(_probe_args(path), capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired as exc:
+        raise _too_slow(path, timeout_s) from exc
+    return _parse_probe(path, result.returncode, result.stdout, result.stderr)
+
+
+async def probe_async(path: Path, timeout_s: float = PROBE_TIMEOUT_S) -> Probe:
+    """`probe` for the API: a subprocess awaited on the event loop, so hostile uploads occupy no thread of the
+    request pool while ffprobe chews on them, and one that takes too long is killed."""
+    proc = await asyncio.create_subprocess_exec(
+        *_probe_args(path), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
+    except TimeoutError as exc:
+        proc.kill()
+        await proc.wait()
+        raise _too_slow(path, timeout_s) from exc
+    return _parse_probe(path, proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace"))
+
+
+def _check_size(path: Path, max_bytes: int) -> None:
     size = path.stat().st_size
     if size == 0:
         raise BadInput("the file is empty")
     if size > max_bytes:
         raise BadInput(f"the file is {size / 1e6:.0f} MB; the limit is {max_bytes / 1e6:.0f} MB (NEXUS_MAX_MEDIA_MB)")
-    info = probe(path)
+
+
+def _check_probe(info: Probe, max_minutes: float) -> Probe:
     if not info.has_audio:
         raise BadInput("no audio stream found: upload audio or video with sound")
     if info.duration_s > max_minutes * 60:
@@ -340,6 +377,17 @@ def validate_media(path: Path, *, max_bytes: int, max_minutes: float) -> Probe:
             f"the limit is {max_minutes:g} (NEXUS_MAX_MEDIA_MINUTES)"
         )
     return info
+
+
+def validate_media(path: Path, *, max_bytes: int, max_minutes: float) -> Probe:
+    _check_size(path, max_bytes)
+    return _check_probe(probe(path), max_minutes)
+
+
+async def validate_upload(path: Path, *, max_bytes: int, max_minutes: float) -> Probe:
+    """`validate_media` for a file a user just uploaded, without blocking a thread."""
+    _check_size(path, max_bytes)
+    return _check_probe(await probe_async(path), max_minutes)
 
 
 def to_speech_wav(src: Path, dest: Path) -> None:

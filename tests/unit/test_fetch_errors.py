@@ -95,3 +95,35 @@ def test_real_ffmpeg_on_garbage_names_no_path(tmp_path: Path) -> None:
         fetch.to_speech_wav(src, tmp_path / "audio.wav")
     assert_plain(str(caught.value))
     assert str(tmp_path) not in str(caught.value)
+
+
+@needs_ffmpeg
+async def test_upload_probe_runs_without_a_thread_and_says_what_is_wrong(tmp_path: Path) -> None:
+    src = tmp_path / "nexus-upload-y" / "original.mp3"
+    src.parent.mkdir()
+    src.write_text("not audio\n" * 50)
+    with pytest.raises(BadInput) as caught:
+        await fetch.validate_upload(src, max_bytes=10**6, max_minutes=10)
+    assert "not a readable audio/video file" in str(caught.value)
+    assert_plain(str(caught.value))
+
+
+async def test_a_prober_that_hangs_is_killed_at_the_timeout(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A hostile file that keeps ffprobe busy costs the API `timeout_s`, then the process is gone."""
+    import asyncio
+    import time
+
+    spawned: list[asyncio.subprocess.Process] = []
+    real_exec = asyncio.create_subprocess_exec
+
+    async def stuck(*_args: str, **kwargs: object) -> asyncio.subprocess.Process:
+        proc = await real_exec("sleep", "60", **kwargs)  # type: ignore[arg-type]
+        spawned.append(proc)
+        return proc
+
+    monkeypatch.setattr(fetch.asyncio, "create_subprocess_exec", stuck)
+    started = time.monotonic()
+    with pytest.raises(BadInput, match="took longer than 1 s"):
+        await fetch.probe_async(tmp_path / "x.mp3", timeout_s=1.0)
+    assert time.monotonic() - started < 5
+    assert spawned and spawned[0].returncode is not None  # killed and reaped, not left running
