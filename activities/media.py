@@ -51,6 +51,11 @@ class MediaActivities:
         async with heartbeating():
             return await service.reconcile_stale(activity.client(), self.rt)
 
+    @activity.defn(name="media.sweep_orphans")
+    async def sweep_orphans(self) -> int:
+        async with heartbeating():
+            return await service.sweep_orphans(self.rt)
+
     @activity.defn(name="media.fetch")
     async def fetch_media(self, ref: MediaRef) -> FetchResult:
         async with heartbeating(self._reporter(ref.job_id, MediaStatus.extracting)) as beat:

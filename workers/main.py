@@ -28,10 +28,12 @@ def workflows_for(queue: Queue) -> list[type]:
     """Workflows are orchestration only and cheap: they run on their own queue, so a busy cpu worker (ffmpeg,
     embeddings) never delays a workflow task."""
     from workflows.chat import ChatTurnWorkflow
-    from workflows.maintenance import ReconcileJobsWorkflow
+    from workflows.maintenance import ReconcileJobsWorkflow, SweepOrphansWorkflow
     from workflows.media import MediaPipelineWorkflow
 
-    return [MediaPipelineWorkflow, ChatTurnWorkflow, ReconcileJobsWorkflow] if queue is Queue.workflows else []
+    if queue is not Queue.workflows:
+        return []
+    return [MediaPipelineWorkflow, ChatTurnWorkflow, ReconcileJobsWorkflow, SweepOrphansWorkflow]
 
 
 def activities_for(queue: Queue, runtime: Runtime) -> list[Callable[..., Any]]:
@@ -42,7 +44,14 @@ def activities_for(queue: Queue, runtime: Runtime) -> list[Callable[..., Any]]:
     by_queue: dict[Queue, list[Callable[..., Any]]] = {
         # Local activities run in the worker that runs the workflow: stage bookkeeping and chat context.
         Queue.workflows: [media.set_stage, chat.context, chat.finish],
-        Queue.cpu: [media.fetch_media, media.fingerprint_media, media.embed_media, media.reconcile_jobs, chat.remember],
+        Queue.cpu: [
+            media.fetch_media,
+            media.fingerprint_media,
+            media.embed_media,
+            media.reconcile_jobs,
+            media.sweep_orphans,
+            chat.remember,
+        ],
         Queue.gpu: [media.transcribe_media],
         Queue.llm: [media.enrich_media, chat.generate],
     }
@@ -66,9 +75,9 @@ async def run_workers(runtime: Runtime, queues: Sequence[Queue]) -> None:
     """Run one worker per queue in this process until cancelled (SIGINT/SIGTERM)."""
     client = await runtime.temporal()
     if Queue.workflows in queues:
-        from nexus.media.service import ensure_reconcile_schedule
+        from nexus.media.service import ensure_schedules
 
-        await ensure_reconcile_schedule(client, runtime)
+        await ensure_schedules(client, runtime)
     workers = [build_worker(client, runtime, q) for q in queues]
     log.info("serving task queues: %s", ", ".join(runtime.queues.name(q) for q in queues))
     try:

@@ -8,7 +8,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.media import MediaActivities
-    from nexus.core.orchestration import RECONCILE_JOBS_WORKFLOW
+    from nexus.core.orchestration import RECONCILE_JOBS_WORKFLOW, SWEEP_ORPHANS_WORKFLOW
     from nexus.media.contracts import ReconcileInput
     from workflows.shared import DB_RETRY
 
@@ -27,4 +27,21 @@ class ReconcileJobsWorkflow:
             schedule_to_close_timeout=timedelta(minutes=9),  # before the next sweep would overlap
             heartbeat_timeout=timedelta(seconds=30),
             retry_policy=DB_RETRY,
+        )
+
+
+@workflow.defn(name=SWEEP_ORPHANS_WORKFLOW)
+class SweepOrphansWorkflow:
+    """Removes stored objects of media items that no longer exist, so a delete leaves nothing behind even when a
+    step was still writing."""
+
+    @workflow.run
+    async def run(self, inp: ReconcileInput) -> int:
+        return await workflow.execute_activity_method(
+            MediaActivities.sweep_orphans,
+            task_queue=inp.queues.cpu,
+            start_to_close_timeout=timedelta(minutes=20),
+            heartbeat_timeout=timedelta(seconds=30),
+            retry_policy=DB_RETRY,
+            schedule_to_close_timeout=timedelta(minutes=50),
         )

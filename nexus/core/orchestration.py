@@ -41,11 +41,12 @@ class TaskQueues(BaseModel):
 MEDIA_PIPELINE_WORKFLOW = "MediaPipeline"
 CHAT_TURN_WORKFLOW = "ChatTurn"
 RECONCILE_JOBS_WORKFLOW = "ReconcileJobs"
+SWEEP_ORPHANS_WORKFLOW = "SweepOrphans"
 
 
-def reconcile_schedule_id(task_queue_prefix: str) -> str:
-    """One schedule per deployment (its queues' prefix), so two stacks on one Temporal do not share it."""
-    return f"{task_queue_prefix}-reconcile-jobs"
+def schedule_id(task_queue_prefix: str, name: str) -> str:
+    """One schedule of each kind per deployment (its queues' prefix): two stacks on one Temporal do not share."""
+    return f"{task_queue_prefix}-{name}"
 
 
 def media_workflow_id(media_id: object) -> str:

@@ -62,4 +62,6 @@ class PipelineResult(BaseModel):
 
 
 class ReconcileInput(BaseModel):
+    """Input of the maintenance workflows (reconcile jobs, sweep orphans): where their activities run."""
+
     queues: TaskQueues

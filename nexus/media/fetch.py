@@ -19,6 +19,7 @@ import logging
 import socket
 import subprocess
 import threading
+import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from typing import Any
 from urllib.parse import urljoin, urlparse
 
 from nexus.core.errors import BadInput
+from nexus.core.stopping import Stopped, StopToken
 
 log = logging.getLogger(__name__)
 
@@ -390,37 +392,41 @@ async def validate_upload(path: Path, *, max_bytes: int, max_minutes: float) -> 
     return _check_probe(await probe_async(path), max_minutes)
 
 
-def to_speech_wav(src: Path, dest: Path) -> None:
-    """16 kHz mono PCM: what Whisper and chromaprint want. The original is kept separately."""
-    result = subprocess.run(
-        [
-            "ffmpeg",
-            "-nostdin",
-            "-v",
-            "error",
-            "-y",
-            "-i",
-            str(src),
-            "-vn",
-            "-ac",
-            "1",
-            "-ar",
-            "16000",
-            "-c:a",
-            "pcm_s16le",
-            str(dest),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
-    if result.returncode != 0:
+def to_speech_wav(src: Path, dest: Path, stop: StopToken | None = None) -> None:
+    """16 kHz mono PCM: what Whisper and chromaprint want. The original is kept separately.
+    An hour of audio converts in seconds; `stop` kills ffmpeg at once when the work is cancelled."""
+    args = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(src)]
+    args += ["-vn", "-ac", "1", "-ar", "16000", "-c:a", "pcm_s16le", str(dest)]
+    returncode, stderr = _run_stoppable(args, stop, timeout_s=1800)
+    if returncode != 0:
         # ffmpeg's words ("/tmp/…/original.mp3: Invalid argument", "buffer @ 0x…") are for the log only
-        log.warning("ffmpeg could not convert %s: %s", src, result.stderr.strip())
+        log.warning("ffmpeg could not convert %s: %s", src, stderr.strip())
         raise BadInput("could not decode the audio: the file is damaged or uses a codec that cannot be read")
     if not dest.exists() or dest.stat().st_size <= 44:  # 44 bytes: a WAV header and no samples
-        log.warning("ffmpeg produced no samples from %s: %s", src, result.stderr.strip())
+        log.warning("ffmpeg produced no samples from %s: %s", src, stderr.strip())
         raise BadInput("could not decode the audio: the audio track holds no sound")
+
+
+def _run_stoppable(args: list[str], stop: StopToken | None, *, timeout_s: float) -> tuple[int, str]:
+    """Run a tool to completion, polling `stop`: a cancelled job's ffmpeg is killed, not left to finish."""
+    if stop is None:
+        result = subprocess.run(args, capture_output=True, text=True, timeout=timeout_s)
+        return result.returncode, result.stderr
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            try:
+                _, stderr = proc.communicate(timeout=0.25)
+                return proc.returncode, stderr
+            except subprocess.TimeoutExpired:
+                stop.check()
+                if time.monotonic() > deadline:
+                    raise
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 class TransientFetchError(Exception):
@@ -451,6 +457,7 @@ def download(
     max_bytes: int,
     allow_private: bool,
     on_progress: Callable[[int, int | None], None],
+    stop: StopToken | None = None,
 ) -> Path:
     """Download with yt-dlp (direct files, HTML pages with <video>/<audio>, and every site yt-dlp knows).
 
@@ -460,6 +467,8 @@ def download(
     import yt_dlp
 
     def hook(d: dict) -> None:
+        if stop is not None:
+            stop.check()  # a cancelled download ends at its next chunk
         if d.get("status") == "downloading":
             on_progress(int(d.get("downloaded_bytes") or 0), d.get("total_bytes") or d.get("total_bytes_estimate"))
 
@@ -496,6 +505,8 @@ def download(
                 check_url(media_url, allow_private=allow_private)
             ydl.process_ie_result(info, download=True)
     except Exception as exc:
+        if stop is not None and stop.stopped:
+            raise Stopped("the download was cancelled") from exc
         refusal = gate.refusal
         if refusal is exc:
             raise

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from models import MediaItem, SourceType
 from nexus.core.errors import BadInput
+from nexus.core.stopping import run_stoppable
 from nexus.media import repository
 from nexus.media.chunking import chunk_segments
 from nexus.media.contracts import DedupResult, EmbedResult, EnrichResult, FetchResult, TranscribeResult
@@ -63,13 +64,15 @@ async def fetch(rt: Runtime, media_id: uuid.UUID, progress: Progress = _ignore) 
         if media.source_type == SourceType.url:
             url = media.source_url or ""
             await asyncio.to_thread(check_url, url, allow_private=settings.allow_private_urls)
-            original = await asyncio.to_thread(
-                download,
-                url,
-                tmp,
-                max_bytes=max_bytes,
-                allow_private=settings.allow_private_urls,
-                on_progress=lambda done, total: progress(0.9 * done / total if total else 0.0),
+            original = await run_stoppable(
+                lambda stop: download(
+                    url,
+                    tmp,
+                    max_bytes=max_bytes,
+                    allow_private=settings.allow_private_urls,
+                    on_progress=lambda done, total: progress(0.9 * done / total if total else 0.0),
+                    stop=stop,
+                )
             )
             original_key = f"{prefix}/original{original.suffix or '.bin'}"
         else:
@@ -82,14 +85,15 @@ async def fetch(rt: Runtime, media_id: uuid.UUID, progress: Progress = _ignore) 
             validate_media, original, max_bytes=max_bytes, max_minutes=settings.max_media_minutes
         )
         wav = tmp / "audio.wav"
-        await asyncio.to_thread(to_speech_wav, original, wav)
+        await run_stoppable(lambda stop: to_speech_wav(original, wav, stop))
         progress(0.95)
+        await load(rt, media_id)  # deleted meanwhile: write nothing under its prefix
         audio_key = f"{prefix}/audio.wav"
         if original_key != media.original_key:
             await asyncio.to_thread(store.put_file, original_key, original)
         await asyncio.to_thread(store.put_file, audio_key, wav, "audio/wav")
         size = original.stat().st_size
-    await repository.store_audio(
+    stored = await repository.store_audio(
         rt.engine,
         media.id,
         original_key=original_key,
@@ -98,6 +102,9 @@ async def fetch(rt: Runtime, media_id: uuid.UUID, progress: Progress = _ignore) 
         size_bytes=size,
         mime_type=info.format_name,
     )
+    if not stored:  # deleted while the files were being written: take them back
+        await asyncio.to_thread(store.delete_prefix, prefix)
+        raise BadInput("the media item was deleted")
     return FetchResult(duration_s=info.duration_s, audio_key=audio_key, reused=False)
 
 
@@ -129,8 +136,10 @@ async def transcribe(rt: Runtime, media_id: uuid.UUID, progress: Progress = _ign
     with scratch_dir("stt") as tmp:
         wav = tmp / "audio.wav"
         await asyncio.to_thread(rt.store.get_file, media.audio_key or "", wav)
-        result = await asyncio.to_thread(
-            run_whisper, rt.settings, wav, lambda done, total: progress(done / total if total else 0.0)
+        result = await run_stoppable(
+            lambda stop: run_whisper(
+                rt.settings, wav, lambda done, total: progress(done / total if total else 0.0), stop
+            )
         )
     await repository.store_transcript(rt.engine, media, result)
     return TranscribeResult(segments=len(result.segments), language=result.language, reused=False)

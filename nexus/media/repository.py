@@ -125,9 +125,13 @@ async def media_of_job(engine: AsyncEngine, job_id: uuid.UUID) -> MediaItem | No
         return await session.get(MediaItem, job.media_id) if job else None
 
 
-async def _update_media(engine: AsyncEngine, media_id: uuid.UUID, **values: object) -> None:
+async def _update_media(engine: AsyncEngine, media_id: uuid.UUID, **values: object) -> bool:
+    """False when the item no longer exists (deleted meanwhile)."""
     async with session_scope(engine) as session:
-        await session.execute(update(MediaItem).where(MediaItem.id == media_id).values(**values, updated_at=utcnow()))
+        result = await session.execute(
+            update(MediaItem).where(MediaItem.id == media_id).values(**values, updated_at=utcnow())
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 @outlasting_outages
@@ -140,8 +144,9 @@ async def store_audio(
     duration_s: float,
     size_bytes: int,
     mime_type: str,
-) -> None:
-    await _update_media(
+) -> bool:
+    """False when the item was deleted meanwhile: the caller takes back what it wrote."""
+    return await _update_media(
         engine,
         media_id,
         original_key=original_key,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -25,8 +25,9 @@ from nexus.core.orchestration import (
     SA_MEDIA_ID,
     SA_STAGE,
     SA_USER_ID,
+    SWEEP_ORPHANS_WORKFLOW,
     media_workflow_id,
-    reconcile_schedule_id,
+    schedule_id,
 )
 from nexus.core.temporal import RPC_TIMEOUT
 from nexus.media.contracts import MediaPipelineInput, PipelineResult, ReconcileInput
@@ -210,12 +211,48 @@ async def delete_media(client: Client, runtime: Runtime, session: AsyncSession, 
     await asyncio.to_thread(runtime.store.delete_prefix, media_prefix(media.owner_id, media.id))
 
 
-RECONCILE_EVERY = timedelta(minutes=1)
+ORPHAN_GRACE = timedelta(hours=1)
+"""Objects younger than this are left alone: an upload is stored moments before its row is committed."""
 
 
-async def ensure_reconcile_schedule(client: Client, runtime: Runtime) -> None:
-    """Create the reconciliation schedule once per deployment (idempotent; the workflows worker calls it at start).
-    Operators see, pause and trigger it in the Temporal UI under Schedules."""
+async def sweep_orphans(runtime: Runtime, *, grace: timedelta = ORPHAN_GRACE) -> int:
+    """Delete stored objects of media items that no longer exist (a delete that raced a running step, a crash
+    between writing and recording): the last line of "nothing stays behind for a deleted item". Returns the
+    number of items whose objects were removed."""
+    newest: dict[tuple[str, str], datetime] = {}
+    for key, modified in await asyncio.to_thread(lambda: list(runtime.store.list_objects("users"))):
+        parts = key.split("/")
+        if len(parts) >= 4 and parts[0] == "users" and parts[2] == "media":
+            item = (parts[1], parts[3])
+            newest[item] = max(modified, newest.get(item, modified))
+    cutoff = utcnow() - grace
+    candidates = {item: at for item, at in newest.items() if at < cutoff}
+    ids = set()
+    for _owner, media in candidates:
+        with contextlib.suppress(ValueError):
+            ids.add(uuid.UUID(media))
+    async with session_scope(runtime.engine) as session:
+        existing = set((await session.execute(select(MediaItem.id).where(MediaItem.id.in_(ids)))).scalars())
+    swept = 0
+    for owner, media in candidates:
+        with contextlib.suppress(ValueError):
+            if uuid.UUID(media) in existing:
+                continue
+        await asyncio.to_thread(runtime.store.delete_prefix, f"users/{owner}/media/{media}")
+        swept += 1
+    return swept
+
+
+# Maintenance schedules: (schedule name, workflow name, interval). Operators see, pause and trigger them in the
+# Temporal UI under Schedules.
+SCHEDULES = [
+    ("reconcile-jobs", RECONCILE_JOBS_WORKFLOW, timedelta(minutes=1)),
+    ("sweep-orphans", SWEEP_ORPHANS_WORKFLOW, timedelta(hours=1)),
+]
+
+
+async def ensure_schedules(client: Client, runtime: Runtime) -> None:
+    """Create the maintenance schedules once per deployment (idempotent; the workflows worker calls it at start)."""
     from temporalio.client import (
         Schedule,
         ScheduleActionStartWorkflow,
@@ -226,18 +263,19 @@ async def ensure_reconcile_schedule(client: Client, runtime: Runtime) -> None:
         ScheduleSpec,
     )
 
-    schedule_id = reconcile_schedule_id(runtime.settings.task_queue_prefix)
-    action = ScheduleActionStartWorkflow(
-        RECONCILE_JOBS_WORKFLOW,
-        ReconcileInput(queues=runtime.queues),
-        id=f"{schedule_id}-run",
-        task_queue=runtime.queues.workflows,
-        execution_timeout=timedelta(minutes=10),
-    )
-    schedule = Schedule(
-        action=action,
-        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=RECONCILE_EVERY)]),
-        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
-    )
-    with contextlib.suppress(ScheduleAlreadyRunningError):
-        await client.create_schedule(schedule_id, schedule)
+    for name, workflow_name, every in SCHEDULES:
+        sid = schedule_id(runtime.settings.task_queue_prefix, name)
+        action = ScheduleActionStartWorkflow(
+            workflow_name,
+            ReconcileInput(queues=runtime.queues),
+            id=f"{sid}-run",
+            task_queue=runtime.queues.workflows,
+            execution_timeout=min(every * 10, timedelta(minutes=30)),
+        )
+        schedule = Schedule(
+            action=action,
+            spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
+            policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+        )
+        with contextlib.suppress(ScheduleAlreadyRunningError):
+            await client.create_schedule(sid, schedule)

@@ -10,6 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from nexus.core.settings import Settings
+from nexus.core.stopping import StopToken
 from nexus.llm.models import whisper_model_path
 
 
@@ -58,13 +59,19 @@ def load_model(settings: Settings):
 
 
 def transcribe(
-    settings: Settings, audio: Path, on_progress: Callable[[float, float], None] | None = None
+    settings: Settings,
+    audio: Path,
+    on_progress: Callable[[float, float], None] | None = None,
+    stop: StopToken | None = None,
 ) -> Transcript:
-    """Blocking. `on_progress(seconds_done, total_seconds)` is called after each segment."""
+    """Blocking. `on_progress(seconds_done, total_seconds)` is called after each segment; `stop` is checked
+    there too, so a cancelled transcription ends within one segment instead of running to the end."""
     model = load_model(settings)
     segments_iter, info = model.transcribe(str(audio), vad_filter=True, beam_size=1)
     segments: list[Segment] = []
     for seg in segments_iter:
+        if stop is not None:
+            stop.check()
         text = seg.text.strip()
         if text:
             segments.append(Segment(start=round(seg.start, 2), end=round(seg.end, 2), text=text))

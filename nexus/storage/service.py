@@ -11,6 +11,8 @@ import shutil
 import tempfile
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -32,6 +34,10 @@ class ObjectStore(ABC):
 
     @abstractmethod
     def delete_prefix(self, prefix: str) -> int: ...
+
+    @abstractmethod
+    def list_objects(self, prefix: str) -> Iterator[tuple[str, datetime]]:
+        """(key, last modified) of every object under `prefix`, for sweeps."""
 
     def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
         with tempfile.NamedTemporaryFile(delete=False) as tmp:
@@ -106,6 +112,15 @@ class LocalStore(ObjectStore):
             return count
         return 0
 
+    def list_objects(self, prefix: str) -> Iterator[tuple[str, datetime]]:
+        base = self._path(prefix.rstrip("/"))
+        if not base.is_dir():
+            return
+        for path in base.rglob("*"):
+            if path.is_file() and not path.name.endswith(".part"):
+                key = path.relative_to(self.root).as_posix()
+                yield key, datetime.fromtimestamp(path.stat().st_mtime, UTC)
+
 
 class S3Store(ObjectStore):
     def __init__(self, bucket: str, prefix: str, settings: Settings) -> None:
@@ -161,6 +176,13 @@ class S3Store(ObjectStore):
                 self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": keys})
                 count += len(keys)
         return count
+
+    def list_objects(self, prefix: str) -> Iterator[tuple[str, datetime]]:
+        full = self._key(prefix)
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full):
+            for obj in page.get("Contents", []):
+                yield obj["Key"][strip:], obj["LastModified"]
 
 
 def make_store(settings: Settings) -> ObjectStore:

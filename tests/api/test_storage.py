@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from models.base import utcnow
 from nexus.core.settings import Settings
 from nexus.storage.service import LocalStore, ObjectStore, S3Store, make_store
 from tests.harness import free_port, wait_port
@@ -60,6 +61,14 @@ def _exercise(store: ObjectStore, tmp_path: Path) -> None:
     assert (tmp_path / "out.bin").read_bytes() == src.read_bytes()
     with pytest.raises(FileNotFoundError):
         store.get_file("users/u1/media/m9/missing", tmp_path / "nope")
+    listed = dict(store.list_objects("users/u1"))
+    assert set(listed) == {
+        "users/u1/media/m1/original.mp3",
+        "users/u1/media/m1/audio.wav",
+        "users/u1/media/m2/audio.wav",
+    }
+    assert all(at.tzinfo is not None and abs((at - utcnow()).total_seconds()) < 300 for at in listed.values())
+    assert list(store.list_objects("users/nobody")) == []
     assert store.delete_prefix("users/u1/media/m1") == 2
     assert not store.exists("users/u1/media/m1/audio.wav") and store.exists("users/u1/media/m2/audio.wav")
     store.check_writable()

@@ -144,12 +144,15 @@ async def test_the_sweep_fails_quiet_jobs_with_no_run_and_leaves_fresh_ones(
 async def test_the_reconcile_schedule_exists_once_and_its_run_sweeps(
     runtime: Runtime, workers: None, temporal_client: Client
 ) -> None:
-    from nexus.core.orchestration import reconcile_schedule_id
-    from nexus.media.service import ensure_reconcile_schedule
+    from nexus.core.orchestration import schedule_id
+    from nexus.media.service import ensure_schedules
 
-    await ensure_reconcile_schedule(temporal_client, runtime)
-    await ensure_reconcile_schedule(temporal_client, runtime)  # idempotent: workers call it at every start
-    schedule = temporal_client.get_schedule_handle(reconcile_schedule_id(runtime.settings.task_queue_prefix))
+    await ensure_schedules(temporal_client, runtime)
+    await ensure_schedules(temporal_client, runtime)  # idempotent: workers call it at every start
+    orphans = temporal_client.get_schedule_handle(schedule_id(runtime.settings.task_queue_prefix, "sweep-orphans"))
+    assert (await orphans.describe()).schedule.action.workflow == "SweepOrphans"  # type: ignore[union-attr]
+    await orphans.delete()
+    schedule = temporal_client.get_schedule_handle(schedule_id(runtime.settings.task_queue_prefix, "reconcile-jobs"))
     described = await schedule.describe()
     assert described.schedule.action.workflow == "ReconcileJobs"  # type: ignore[union-attr]
     await schedule.trigger()
