@@ -13,7 +13,7 @@ import pytest
 from temporalio.client import Client, WorkflowFailureError
 
 from nexus.runtime import Runtime
-from tests.conftest import MakeAccount, account_with_clips, chat_turn, overridden, read_sse
+from tests.conftest import MakeAccount, account_with_clips, activity_attempts, chat_turn, overridden, read_sse
 from tests.fake_llm import FakeLLM
 from tests.harness import LiveServer
 
@@ -130,15 +130,23 @@ async def test_sequential_and_parallel_chains(api: httpx.AsyncClient, archive: A
 
 
 async def test_provider_errors_fail_the_turn_with_a_reason_or_retry(
-    api: httpx.AsyncClient, archive: Archive, llm: FakeLLM
+    api: httpx.AsyncClient, archive: Archive, llm: FakeLLM, temporal_client: Client
 ) -> None:
+    sent = len(llm.chat_requests)
     llm.fail_with = [401]
     events = await chat_turn(api, archive.headers, message="hello?", providers=["openai"])
     assert events[-1][0] == "error" and "HTTP 401" in events[-1][1]["message"]
+    assert len(llm.chat_requests) == sent + 1  # a 4xx is not retried
+    assert await activity_attempts(temporal_client, events[0][1]["workflow_id"], "chat.generate") == [1]
 
+    sent = len(llm.chat_requests)
     llm.fail_with = [503]
     events = await chat_turn(api, archive.headers, message="hello again?", providers=["openai"])
     assert events[-1][0] == "final" and events[-1][1]["content"] == llm.answer
+    # The 503 was retried: the model was asked twice, and the answer came from the generation's second attempt.
+    assert len(llm.chat_requests) == sent + 2 and llm.fail_with == []
+    assert await activity_attempts(temporal_client, events[0][1]["workflow_id"], "chat.generate") == [2]
+    assert "hello again?" in str(llm.chat_requests[-2]["body"]) and "hello again?" in str(llm.chat_requests[-1]["body"])
 
 
 async def test_bad_chat_requests_get_clear_4xx(api: httpx.AsyncClient, archive: Archive) -> None:

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -14,15 +15,15 @@ import pytest
 from sqlalchemy import func, select
 from temporalio.client import Client
 
-from models import MediaItem, SourceType, TranscriptSegment
+from models import MediaItem, MediaStatus, SourceType, TranscriptSegment
 from nexus.core.db import session_scope
 from nexus.core.orchestration import TaskQueues
 from nexus.identity.service import personal_workspace
-from nexus.media.repository import media_prefix
+from nexus.media.repository import media_prefix, overall_progress
 from nexus.media.service import create_job, start_pipeline
 from nexus.runtime import Runtime
 from tests.conftest import MakeAccount, activity_attempts, follow_job, wait_stage
-from tests.e2e.test_media_pipeline import _upload
+from tests.e2e.test_media_pipeline import _upload, activity_results, assert_segments_sane
 from tests.harness import TemporalServer, nexus_env
 
 
@@ -48,8 +49,21 @@ def _worker(env: dict[str, str], *queues: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+async def _wait_transcription_under_way(api: httpx.AsyncClient, headers: dict[str, str], job_id: str) -> dict:
+    """Poll until whisper has produced its first segments: the job's progress moves past the transcribing stage's
+    start only when the activity reports a decoded segment (the model is loaded and into the audio)."""
+    floor = overall_progress(MediaStatus.transcribing, 0.0)
+    async with asyncio.timeout(120):
+        while True:
+            job = (await api.get(f"/api/jobs/{job_id}", headers=headers)).json()
+            assert job["stage"] in ("pending", "extracting", "fingerprinting", "transcribing"), job
+            if job["stage"] == "transcribing" and job["progress"] > floor:
+                return job
+            await asyncio.sleep(0.05)
+
+
 @pytest.mark.timeout(240)
-async def test_worker_killed_mid_transcription_is_retried_with_one_transcript(
+async def test_worker_killed_mid_transcription_is_retried_without_redoing_finished_steps(
     api: httpx.AsyncClient,
     runtime: Runtime,
     database_url: str,
@@ -73,11 +87,12 @@ async def test_worker_killed_mid_transcription_is_retried_with_one_transcript(
     replacement = None
     try:
         await start_pipeline(temporal_client, isolated, media, job)
-        await wait_stage(api, me.headers, str(job.id), {"transcribing"})
-        await asyncio.sleep(2.0)  # let the worker load the model and get into the audio
+        at_kill = await _wait_transcription_under_way(api, me.headers, str(job.id))
+        assert at_kill["progress"] < overall_progress(MediaStatus.transcribing, 1.0), at_kill  # not yet finished
         assert gpu.poll() is None
         gpu.send_signal(signal.SIGKILL)
         gpu.wait()
+        killed_at = datetime.now(UTC)
         replacement = _worker(env, "gpu")
         final = (await wait_stage(api, me.headers, str(job.id), {"completed", "failed", "cancelled"}, 180))["stage"]
     finally:
@@ -88,15 +103,25 @@ async def test_worker_killed_mid_transcription_is_retried_with_one_transcript(
 
     assert final == "completed"
     workflow_id = job.workflow_id
-    assert await activity_attempts(temporal_client, workflow_id, "media.transcribe") == [2]  # retried, visibly
-    assert await activity_attempts(temporal_client, workflow_id, "media.fetch") == [1]  # not redone
+    # The killed transcription was retried (attempt 2 is the one that finished) ...
+    assert await activity_attempts(temporal_client, workflow_id, "media.transcribe") == [2]
+    # ... and the steps that had finished before the kill ran once, on their first attempt, and were not redone.
+    for finished_before_kill in ("media.fetch", "media.fingerprint"):
+        assert await activity_attempts(temporal_client, workflow_id, finished_before_kill) == [1]
+    # The killed attempt left no partial transcript behind for the retry to mistake for a finished one: the retry
+    # transcribed from scratch (not `reused`), after the kill, the whole clip.
+    (transcribed,) = await activity_results(temporal_client, workflow_id, "media.transcribe")
+    assert transcribed["reused"] is False, transcribed
+    transcript = select(TranscriptSegment).where(TranscriptSegment.media_id == media.id).order_by(TranscriptSegment.idx)
     async with session_scope(runtime.engine) as session:
-        idx = (
-            (await session.execute(select(TranscriptSegment.idx).where(TranscriptSegment.media_id == media.id)))
-            .scalars()
-            .all()
-        )
-    assert idx and sorted(idx) == list(range(len(idx)))  # exactly one transcript
+        rows = (await session.execute(transcript)).scalars().all()
+        stored = await session.get(MediaItem, media.id)
+    assert len(rows) == transcribed["segments"] and [r.idx for r in rows] == list(range(len(rows)))
+    assert all(r.created_at > killed_at for r in rows), (killed_at, [r.created_at for r in rows])
+    assert stored is not None and stored.duration_s
+    segments = [{"start": r.start_s, "end": r.end_s, "text": r.text, "speaker": r.speaker} for r in rows]
+    assert_segments_sane(segments, stored.duration_s)
+    assert segments[-1]["end"] > 0.9 * stored.duration_s, (stored.duration_s, segments[-1])  # to the end
 
 
 @pytest.mark.timeout(240)

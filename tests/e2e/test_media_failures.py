@@ -8,13 +8,14 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import select
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 
-from models import MediaChunk, TranscriptSegment
+from models import MediaChunk, MediaStatus, TranscriptSegment
+from nexus.core.orchestration import SA_STAGE
 from nexus.media.repository import media_prefix
 from nexus.runtime import Runtime
 from tests.conftest import MakeAccount, activity_attempts, follow_job, overridden, wait_stage
-from tests.e2e.test_media_pipeline import _submit_url, _upload, ingest_upload
+from tests.e2e.test_media_pipeline import _submit_url, _upload, activity_results, ingest_upload
 from tests.fake_llm import FakeLLM
 from tests.media_fixtures import MediaServer
 
@@ -151,6 +152,7 @@ async def test_retry_resumes_from_the_failed_step_without_redoing_finished_ones(
 
             media_id = uuid.UUID(submitted["media_id"])
             downloads = media_server.gets("/a.wav")
+            first_run = (await temporal_client.get_workflow_handle(submitted["workflow_id"]).describe()).run_id
             async with runtime.engine.connect() as conn:
                 segments_before = (
                     (await conn.execute(select(TranscriptSegment.id).where(TranscriptSegment.media_id == media_id)))
@@ -161,7 +163,8 @@ async def test_retry_resumes_from_the_failed_step_without_redoing_finished_ones(
 
             resp = await api.post(f"/api/jobs/{submitted['job_id']}/retry", headers=me.headers)
             assert resp.status_code == 202, resp.text
-            assert resp.json()["attempts"] == 2
+            # `attempts` counts executions that ran: the first run, its automatic retry of enrich, and this retry
+            assert resp.json()["attempts"] == 3
             events = await follow_job(api, me.headers, submitted["job_id"])
             assert events[0]["stage"] == "pending" and events[-1]["stage"] == "completed", events
     finally:
@@ -179,16 +182,25 @@ async def test_retry_resumes_from_the_failed_step_without_redoing_finished_ones(
     assert media["enrichment_provider"] == "openai-compatible" and media["tags"] == ["lighthouse", "ships", "harbor"]
     assert media["title"] == "Harbor log"
     assert fake.requests[-1]["body"]["model"] == "fake-model"
-    # history holds both runs' transcription: the retry found the stored transcript and did no work
+    # History holds both runs' steps: the first run fetched and transcribed; the retry, a new run of the same
+    # workflow, ran those activities once each, and each found its stored output and did no work.
+    workflow_id = submitted["workflow_id"]
+    for step in ("media.fetch", "media.transcribe"):
+        did = await activity_results(temporal_client, workflow_id, step, run_id=first_run)
+        redid = await activity_results(temporal_client, workflow_id, step)
+        assert [r["reused"] for r in did] == [False] and [r["reused"] for r in redid] == [True], (step, did, redid)
+    (transcribed,) = await activity_results(temporal_client, workflow_id, "media.transcribe")
+    assert transcribed["segments"] == len(segments_before)
+    assert await activity_attempts(temporal_client, workflow_id, "media.enrich") == [1]  # the retried step, redone
     job = (await api.get(f"/api/jobs/{submitted['job_id']}", headers=me.headers)).json()
-    assert job["stage"] == "completed" and job["attempts"] == 2 and job["error"] is None
+    assert job["stage"] == "completed" and job["attempts"] == 3 and job["error"] is None
 
     conflict = await api.post(f"/api/jobs/{submitted['job_id']}/retry", headers=me.headers)
     assert conflict.status_code == 409 and "only failed or cancelled" in conflict.json()["detail"]
 
 
 async def test_cancel_stops_a_running_job(
-    api: httpx.AsyncClient, make_account: MakeAccount, clips: dict[str, Path]
+    api: httpx.AsyncClient, make_account: MakeAccount, clips: dict[str, Path], temporal_client: Client
 ) -> None:
     me = await make_account()
     resp = await _upload(api, me.headers, clips["long_mp3"])
@@ -199,6 +211,8 @@ async def test_cancel_stops_a_running_job(
     assert events[-1]["stage"] == "cancelled"
     media = (await api.get(f"/api/media/{submitted['media_id']}", headers=me.headers)).json()
     assert media["status"] == "cancelled"
+    desc = await temporal_client.get_workflow_handle(submitted["workflow_id"]).describe()
+    assert desc.status == WorkflowExecutionStatus.CANCELED
     again = await api.post(f"/api/jobs/{submitted['job_id']}/cancel", headers=me.headers)
     assert again.status_code == 409
 
@@ -230,8 +244,10 @@ async def test_delete_cancels_a_running_workflow(
     submitted = (await _upload(api, me.headers, clips["long_mp3"])).json()
     await wait_stage(api, me.headers, submitted["job_id"], {"transcribing"})
     assert (await api.delete(f"/api/media/{submitted['media_id']}", headers=me.headers)).status_code == 204
+    # Cancelled, not failed: a delete that skipped the cancel would leave the run going, to fail on vanished rows.
     desc = await temporal_client.get_workflow_handle(submitted["workflow_id"]).describe()
-    assert desc.status is not None and desc.status.name in ("CANCELED", "FAILED")
+    assert desc.status == WorkflowExecutionStatus.CANCELED, desc.status
+    assert desc.typed_search_attributes.get(SA_STAGE) == MediaStatus.cancelled  # it recorded its own end
     assert (await api.get(f"/api/media/{submitted['media_id']}", headers=me.headers)).status_code == 404
 
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
 from nexus.runtime import Runtime
-from tests.conftest import account_with_clips
+from tests.conftest import account_with_clips, follow_job
+from tests.e2e.test_media_pipeline import _upload
 from tests.harness import LiveServer
 
 
@@ -21,7 +23,14 @@ class Library:
 
 @pytest.fixture(scope="module")
 async def library(runtime: Runtime, live_api: LiveServer, clips: dict[str, Path]) -> Library:
-    return Library(*await account_with_clips(runtime, live_api.url, clips, ["a_wav", "b_wav", "c_webm"], "search"))
+    """a and b uploaded as files, then c recorded from the mic: three items, in that order, two source types."""
+    headers, media = await account_with_clips(runtime, live_api.url, clips, ["a_wav", "b_wav"], "search")
+    async with httpx.AsyncClient(base_url=live_api.url, timeout=60) as api:
+        resp = await _upload(api, headers, clips["c_webm"], source="mic")
+        assert resp.status_code == 202, resp.text
+        events = await follow_job(api, headers, resp.json()["job_id"])
+    assert events[-1]["stage"] == "completed", events[-1]
+    return Library(headers, media | {"c_webm": resp.json()["media_id"]})
 
 
 async def _search(api: httpx.AsyncClient, lib: Library, query: str, **body: object) -> list[dict]:
@@ -58,11 +67,44 @@ async def test_results_carry_times_snippets_and_scores(api: httpx.AsyncClient, l
 
 
 async def test_filters(api: httpx.AsyncClient, library: Library) -> None:
-    only_b = await _search(api, library, "lighthouse", filters={"media_ids": [library.media["b_wav"]]})
-    assert {r["media_id"] for r in only_b} <= {library.media["b_wav"]}
-    assert await _search(api, library, "dentist", filters={"source_type": "mic"}) == []  # uploaded as "file"
-    future = await _search(api, library, "dentist", filters={"created_after": "2999-01-01T00:00:00Z"})
-    assert future == []
+    a, b, c = (library.media[k] for k in ("a_wav", "b_wav", "c_webm"))
+    items = {m: (await api.get(f"/api/media/{m}", headers=library.headers)).json() for m in (a, b, c)}
+    created = {m: datetime.fromisoformat(items[m]["created_at"]) for m in items}
+    assert created[a] < created[b] < created[c]  # uploaded one after the other
+    assert [items[m]["source_type"] for m in (a, b, c)] == ["file", "file", "mic"]
+    # A tag of a's own, from its enrichment (the extractive keyphrases of the lighthouse clip).
+    tag_a = next(t for t in items[a]["tags"] if t not in items[b]["tags"] + items[c]["tags"])
+    tag_b = next(t for t in items[b]["tags"] if t not in items[a]["tags"] + items[c]["tags"])
+
+    async def found(mode: str = "hybrid", query: str = "lighthouse", **filters: object) -> set[str]:
+        results = await _search(api, library, query, limit=50, mode=mode, filters=filters)
+        return {r["media_id"] for r in results}
+
+    # The semantic leg ranks every chunk the caller may read, so a hybrid search for anything returns exactly the
+    # items the filters let through: each case below names what must come back and, by equality, what must not.
+    assert await found() == {a, b, c}
+    assert await found(media_ids=[b]) == {b}
+    assert await found(media_ids=[a, c]) == {a, c}
+    assert await found(tags=[tag_a]) == {a}
+    assert await found(tags=[tag_a.upper(), tag_b]) == {a, b}  # any of the tags, case-insensitively
+    assert await found(tags=["no-such-tag"]) == set()
+    assert await found(source_type="file") == {a, b}
+    assert await found(source_type="mic") == {c}
+    assert await found(source_type="url") == set()
+    assert await found(created_after=items[b]["created_at"]) == {b, c}  # inclusive
+    assert await found(created_before=items[b]["created_at"]) == {a}  # exclusive
+    assert await found(created_after=items[a]["created_at"], created_before=items[c]["created_at"]) == {a, b}
+    assert await found(created_after="2999-01-01T00:00:00Z") == set()
+    assert await found(created_before="2000-01-01T00:00:00Z") == set()
+    # Filters combine with AND.
+    assert await found(media_ids=[a, b, c], source_type="file", created_after=items[b]["created_at"]) == {b}
+    assert await found(tags=[tag_a], source_type="mic") == set()
+    # Both legs apply them: the keyword leg alone finds c by its rare word only when c passes the filter.
+    assert await found("keyword", "Margaret") == {c}
+    assert await found("keyword", "Margaret", source_type="mic", media_ids=[c]) == {c}
+    assert await found("keyword", "Margaret", source_type="file") == set()
+    assert await found("keyword", "Margaret", media_ids=[a, b]) == set()
+    assert await found("semantic", tags=[tag_b]) == {b}
 
 
 @pytest.mark.parametrize(
