@@ -20,6 +20,15 @@ from nexus.llm.embeddings import Embedder
 
 RRF_K = 60
 HNSW_EF_SEARCH = 100
+EXACT_SCAN_MAX = 50_000
+"""Readers who may read at most this many chunks get an exact scan of them instead of the HNSW index.
+
+The index is shared by every user: for one user's query it finds the nearest chunks of *everyone*, and the read
+rule then discards nearly all of them (measured, 100 users x 1k chunks: p50 108 ms, recall@10 0.85, even with
+iterative scans). Scanning the reader's own chunks exactly is faster up to tens of thousands of chunks and never
+misses; past that the index pays off again."""
+EXACT_SCAN_MAX_ITEMS = 5_000
+"""...and who may read at most this many media items (their ids are passed to the exact scan)."""
 
 
 class SearchMode(enum.StrEnum):
@@ -49,10 +58,13 @@ class Hit:
     legs: list[str] = field(default_factory=list)
 
 
-def _filter_sql(filters: SearchFilters, params: dict[str, object]) -> str:
-    clauses = [f"c.media_id IN ({visible_media_ids_sql('user')})"]
+def _filter_sql(filters: SearchFilters, params: dict[str, object], *, media_only: bool = False) -> str:
+    """The read rule and the filters as one WHERE clause: over chunks `c` joined to their media item `m`, or with
+    `media_only`, over media items `m` alone (every filter is a property of the item)."""
+    subject = "m.id" if media_only else "c.media_id"
+    clauses = [f"{subject} IN ({visible_media_ids_sql('user')})"]
     if filters.media_ids:
-        clauses.append("c.media_id = ANY(:media_ids)")
+        clauses.append(f"{subject} = ANY(:media_ids)")
         params["media_ids"] = list(filters.media_ids)
     if filters.tags:
         clauses.append("m.tags && CAST(:tags AS varchar(40)[])")
@@ -69,7 +81,49 @@ def _filter_sql(filters: SearchFilters, params: dict[str, object]) -> str:
     return " AND ".join(clauses)
 
 
-async def _semantic(session: AsyncSession, vector: list[float], where: str, params: dict, k: int) -> list[Hit]:
+async def _readable_media(session: AsyncSession, media_where: str, params: dict) -> list[uuid.UUID] | None:
+    """The media items the query may draw from, when they are few enough for an exact scan of their chunks
+    (None: too many, use the index). Fetched first because the planner cannot estimate the read rule's OR:
+    given the ids as an array, it reaches their chunks by the media_id index instead of scanning every chunk."""
+    rows = await session.execute(
+        text(f"SELECT m.id FROM media_items m WHERE {media_where} LIMIT :cap"),
+        {**params, "cap": EXACT_SCAN_MAX_ITEMS + 1},
+    )
+    ids = list(rows.scalars())
+    if len(ids) > EXACT_SCAN_MAX_ITEMS:
+        return None
+    if not ids:
+        return ids
+    chunks = await session.execute(
+        text("SELECT count(*) FROM (SELECT 1 FROM media_chunks WHERE media_id = ANY(:ids) LIMIT :cap) n"),
+        {"ids": ids, "cap": EXACT_SCAN_MAX + 1},
+    )
+    return ids if int(chunks.scalar_one()) <= EXACT_SCAN_MAX else None
+
+
+async def _semantic(
+    session: AsyncSession, vector: list[float], where: str, media_where: str, params: dict, k: int
+) -> list[Hit]:
+    readable = await _readable_media(session, media_where, params)
+    if readable is not None:
+        if not readable:
+            return []
+        # MATERIALIZED: rank the reader's chunks exactly (no index involved), then fetch text for the k nearest.
+        rows = await session.execute(
+            text(
+                """WITH readable AS MATERIALIZED (
+                       SELECT id, embedding <=> CAST(:qvec AS vector) AS distance
+                       FROM media_chunks WHERE media_id = ANY(:ids)
+                   ), nearest AS (
+                       SELECT id, distance FROM readable ORDER BY distance LIMIT :k
+                   )
+                   SELECT c.id, c.media_id, m.title, c.start_s, c.end_s, c.text, 1 - n.distance AS score
+                   FROM nearest n JOIN media_chunks c ON c.id = n.id JOIN media_items m ON m.id = c.media_id
+                   ORDER BY n.distance"""
+            ),
+            {"qvec": str(vector), "ids": readable, "k": k},
+        )
+        return [Hit(*r[:6], score=float(r[6])) for r in rows]
     # Iterative scans keep HNSW recall when the owner/filters discard most neighbours (pgvector >= 0.8).
     await session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
     await session.execute(text(f"SET LOCAL hnsw.ef_search = {HNSW_EF_SEARCH}"))
@@ -129,12 +183,13 @@ async def search(
     """`vector` skips embedding the query (benchmarks pass precomputed ones)."""
     params: dict[str, object] = {"user": user_id}
     where = _filter_sql(filters or SearchFilters(), params)
+    media_where = _filter_sql(filters or SearchFilters(), params, media_only=True)
     candidates = max(limit * 4, 40)
     legs: dict[str, list[Hit]] = {}
     if mode in (SearchMode.hybrid, SearchMode.semantic):
         if vector is None:
             vector = await asyncio.to_thread(embedder.embed_query, query)
-        legs["semantic"] = await _semantic(session, vector, where, params, candidates)
+        legs["semantic"] = await _semantic(session, vector, where, media_where, params, candidates)
     if mode in (SearchMode.hybrid, SearchMode.keyword):
         legs["keyword"] = await _keyword(session, query, where, params, candidates)
     if mode is not SearchMode.hybrid:
