@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 DUPLICATE_BER = 0.15
-MAX_OFFSET_ITEMS = 160  # ~20 s of shift at ~0.124 s per sub-fingerprint
+MAX_OFFSET_ITEMS = 485  # ~60 s of shift at ~0.124 s per sub-fingerprint (an added intro or lead-in of silence)
 MIN_OVERLAP_ITEMS = 16
-MIN_OVERLAP_FRACTION = 0.6  # of the shorter fingerprint, so a short clip inside a long one is not "the same"
+MIN_OVERLAP_FRACTION = 0.6  # of the *longer* fingerprint: a 3 s excerpt of a 30 s recording is not "the same"
 
 
 @dataclass(frozen=True)
@@ -48,12 +48,13 @@ def _popcount(x: np.ndarray) -> int:
 
 
 def bit_error_rate(a: np.ndarray, b: np.ndarray) -> float:
-    """Lowest BER over all alignments with enough overlap; 1.0 when the two cannot be aligned at all."""
-    shorter = min(len(a), len(b))
-    need = max(MIN_OVERLAP_ITEMS, int(shorter * MIN_OVERLAP_FRACTION))
-    if shorter < MIN_OVERLAP_ITEMS:
-        need = shorter
-    if need == 0:
+    """Lowest BER over all alignments whose overlap covers most of both recordings; 1.0 when none does.
+
+    The overlap is measured against the longer one: an excerpt, or an outro that is another recording's intro,
+    matches perfectly where it overlaps, yet the two are different items and both must be processed."""
+    shorter, longer = sorted((len(a), len(b)))
+    need = max(min(MIN_OVERLAP_ITEMS, shorter), int(longer * MIN_OVERLAP_FRACTION))
+    if need == 0 or need > shorter:
         return 1.0
     best = 1.0
     for offset in range(-min(MAX_OFFSET_ITEMS, len(b) - 1), min(MAX_OFFSET_ITEMS, len(a) - 1) + 1):

@@ -192,3 +192,13 @@ def test_fingerprint_file_asks_for_the_whole_file(monkeypatch: pytest.MonkeyPatc
     result = fp_mod.fingerprint_file(tmp_path / "a.wav")
     assert result == Fingerprint(4321.5, "AQAAencoded")
     assert calls == [{"path": str(tmp_path / "a.wav"), "maxlength": FINGERPRINT_MAX_S, "force_fpcalc": False}]
+
+
+@pytest.mark.parametrize("excerpt_items", [8, 24, 60])  # ~1 s, ~3 s, ~7.5 s of a ~30 s recording
+def test_an_excerpt_of_a_recording_is_not_its_duplicate(excerpt_items: int) -> None:
+    """A short clip cut from a longer recording matches it perfectly where they overlap, but it is another item:
+    marking it a duplicate would silently skip its processing."""
+    full = random_items(240, seed=51)
+    excerpt = full[40 : 40 + excerpt_items].copy()
+    assert bit_error_rate(full, excerpt) == 1.0
+    assert bit_error_rate(excerpt, full) == 1.0
