@@ -8,6 +8,7 @@ new attempt. Activities wrap these functions; nothing here knows about Temporal.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from typing import Any
@@ -39,9 +40,26 @@ HISTORY_MESSAGES = 10
 CONTEXT_PASSAGES = 5
 
 
+_DASHES = "\\-\u2013"  # hyphen (escaped: it sits in character classes), en dash
+_CITATION = re.compile(rf"\[(\d+(?:\s*[,;{_DASHES}]\s*\d+)*)\]")
+
+
+def cited_numbers(answer: str) -> set[int]:
+    """Passage numbers an answer cites, as models write them: [2], [1, 3], [1; 3], [2-4] (a range)."""
+    found: set[int] = set()
+    for group in _CITATION.findall(answer):
+        for part in re.split(r"\s*[,;]\s*", group):
+            bounds = [int(n) for n in re.split(rf"\s*[{_DASHES}]\s*", part)]
+            start, end = bounds[0], bounds[-1]
+            if 0 <= end - start <= 50:  # "[1-1000]" is not a citation worth expanding
+                found.update(range(start, end + 1))
+    return found
+
+
 def citations_for(answer: str, passages: list[Passage]) -> list[dict[str, Any]]:
     """Passages the answer cites as [n]; when it cites none explicitly, every passage it was given."""
-    cited = [p for i, p in enumerate(passages, start=1) if f"[{i}]" in answer] or passages
+    numbers = cited_numbers(answer)
+    cited = [p for i, p in enumerate(passages, start=1) if i in numbers] or passages
     return [
         {"media_id": p.media_id, "title": p.title, "start": p.start, "end": p.end, "snippet": p.text[:300]}
         for p in cited

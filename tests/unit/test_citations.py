@@ -186,3 +186,18 @@ async def test_extractive_answer_quotes_top_three_and_cites_them() -> None:
 
 async def test_extractive_answer_without_passages_says_so() -> None:
     assert "nothing in your archive matches" in await answer(ChatContext(question="q"))
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ("Both say so [1, 2].", ["m1", "m2"]),
+        ("See [1; 3].", ["m1", "m3"]),
+        ("Covered in [2-4].", ["m2", "m3", "m4"]),
+        ("Covered in [2\u20133] and [5].", ["m2", "m3", "m5"]),
+        ("A year [2026] is not a passage.", ["m1", "m2", "m3", "m4", "m5"]),
+    ],
+)
+def test_grouped_and_ranged_citations(answer: str, expected: list[str]) -> None:
+    """Models group citations as [1, 2] or [2-4]: each passage in the group is cited, not none of them."""
+    assert cited(answer, passages(5)) == expected
