@@ -40,7 +40,8 @@ class Message(TimestampedModel, table=True):
     role: str = Field(max_length=20)
     content: str = Field(sa_type=sa.Text)
     citations: list[dict[str, Any]] = Field(default_factory=list, sa_column=sa.Column(JSONB, nullable=False))
-    tool_calls: list[dict[str, Any]] | None = Field(default=None, sa_column=sa.Column(JSONB, nullable=True))
+    # Each provider's answer when several ran (sequential or parallel chains): [{provider, model, content}].
+    provider_results: list[dict[str, Any]] | None = Field(default=None, sa_column=sa.Column(JSONB, nullable=True))
     provider: str | None = Field(default=None, max_length=50)
     model: str | None = Field(default=None, max_length=100)
     prompt_tokens: int | None = None

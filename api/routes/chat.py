@@ -56,7 +56,9 @@ class MessageOut(BaseModel):
     role: str
     content: str
     citations: list[dict[str, Any]]
-    tool_calls: list[dict[str, Any]] | None
+    provider_results: list[dict[str, Any]] | None = Field(
+        description="each provider's answer when several ran: [{provider, model, content}]"
+    )
     provider: str | None
     model: str | None
     prompt_tokens: int | None

@@ -139,7 +139,7 @@ def _status_retryable(status: int) -> bool:
 class OpenAICompatibleProvider(LLMProvider):
     """Ollama, vLLM, llama.cpp server, OpenAI itself: anything serving /v1/chat/completions."""
 
-    name = "openai-compatible"
+    name = "openai"
 
     def __init__(self, settings: Settings) -> None:
         from openai import AsyncOpenAI

@@ -39,7 +39,7 @@ def _openai(fake: FakeLLM, timeout: float = 5) -> OpenAICompatibleProvider:
     )
 
 
-@pytest.mark.parametrize("make", [_gemini, _openai], ids=["gemini", "openai-compatible"])
+@pytest.mark.parametrize("make", [_gemini, _openai], ids=["gemini", "openai"])
 async def test_provider_parses_structured_output(fake: FakeLLM, make) -> None:
     provider: LLMProvider = make(fake)
     result = await provider.enrich(TRANSCRIPT)
@@ -60,7 +60,7 @@ async def test_gemini_request_shape(fake: FakeLLM) -> None:
     )
 
 
-@pytest.mark.parametrize("make", [_gemini, _openai], ids=["gemini", "openai-compatible"])
+@pytest.mark.parametrize("make", [_gemini, _openai], ids=["gemini", "openai"])
 @pytest.mark.parametrize(("code", "retryable"), [(401, False), (400, False), (429, True), (500, True), (503, True)])
 async def test_errors_are_classified(fake: FakeLLM, make, code: int, retryable: bool) -> None:
     fake.fail_with = [code]
@@ -71,7 +71,7 @@ async def test_errors_are_classified(fake: FakeLLM, make, code: int, retryable: 
     assert len(fake.requests) == 1  # library retries are off: Temporal owns retrying
 
 
-@pytest.mark.parametrize("make", [_gemini, _openai], ids=["gemini", "openai-compatible"])
+@pytest.mark.parametrize("make", [_gemini, _openai], ids=["gemini", "openai"])
 async def test_timeouts_are_retryable(fake: FakeLLM, make) -> None:
     fake.delay_s = 2.0
     with pytest.raises(ProviderError) as err:
@@ -110,7 +110,7 @@ async def test_extractive_summary_and_tags_come_from_the_text() -> None:
     assert empty.summary == "" and empty.tags == []
 
 
-@pytest.mark.parametrize("make", [_gemini, _openai], ids=["gemini", "openai-compatible"])
+@pytest.mark.parametrize("make", [_gemini, _openai], ids=["gemini", "openai"])
 async def test_streaming_answers_arrive_in_pieces_with_usage(fake: FakeLLM, make) -> None:
     from nexus.llm.providers import ChatContext, Passage, Usage
 

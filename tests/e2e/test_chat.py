@@ -115,7 +115,7 @@ async def test_sequential_and_parallel_chains(api: httpx.AsyncClient, archive: A
     )
     final = events[-1][1]
     assert final["content"] == llm.answer  # the last provider's answer
-    assert [r["provider"] for r in final["results"]] == ["extractive", "openai-compatible"]
+    assert [r["provider"] for r in final["results"]] == ["extractive", "openai"]
     assert "A previous assistant drafted" in str(llm.chat_requests[-1]["body"])  # fed the first answer to the second
     assert "No generative model is configured" in str(llm.chat_requests[-1]["body"])
 
@@ -123,10 +123,10 @@ async def test_sequential_and_parallel_chains(api: httpx.AsyncClient, archive: A
         api, archive.headers, message="What did the keeper do?", providers=["openai", "extractive"], mode="parallel"
     )
     final = events[-1][1]
-    assert {r["provider"] for r in final["results"]} == {"openai-compatible", "extractive"}
+    assert {r["provider"] for r in final["results"]} == {"openai", "extractive"}
     assert llm.answer in final["content"] and "No generative model is configured" in final["content"]
     token_providers = {d["provider"] for k, d in events if k == "token"}
-    assert token_providers == {"openai-compatible", "extractive"}
+    assert token_providers == {"openai", "extractive"}
 
 
 async def test_provider_errors_fail_the_turn_with_a_reason_or_retry(

@@ -179,7 +179,7 @@ async def test_retry_resumes_from_the_failed_step_without_redoing_finished_ones(
         )
     assert segments_after == segments_before  # not transcribed again
     media = (await api.get(f"/api/media/{media_id}", headers=me.headers)).json()
-    assert media["enrichment_provider"] == "openai-compatible" and media["tags"] == ["lighthouse", "ships", "harbor"]
+    assert media["enrichment_provider"] == "openai" and media["tags"] == ["lighthouse", "ships", "harbor"]
     assert media["title"] == "Harbor log"
     assert fake.requests[-1]["body"]["model"] == "fake-model"
     # History holds both runs' steps: the first run fetched and transcribed; the retry, a new run of the same
