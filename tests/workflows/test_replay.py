@@ -27,6 +27,7 @@ from workflows.media import MediaPipelineWorkflow
 from workflows.shared import COMPUTE_RETRY, NETWORK_RETRY
 
 HISTORY_FILES = sorted(HISTORIES.glob("*.json"))
+REAL_HISTORY_FILES = sorted((HISTORIES / "real").glob("*.json"))  # from real runs: tests/e2e/test_real_histories.py
 
 
 def load(path: Path) -> WorkflowHistory:
@@ -47,9 +48,14 @@ def test_every_scenario_has_a_recorded_history() -> None:
     assert sorted(p.stem for p in HISTORY_FILES) == sorted(SCENARIOS)
 
 
-@pytest.mark.parametrize("path", HISTORY_FILES, ids=lambda p: p.stem)
+def test_real_histories_are_committed() -> None:
+    assert {p.stem for p in REAL_HISTORY_FILES} >= {"media_completed", "chat_answered"}
+
+
+@pytest.mark.parametrize("path", HISTORY_FILES + REAL_HISTORY_FILES, ids=lambda p: f"{p.parent.name}/{p.stem}")
 async def test_history_replays_without_nondeterminism(path: Path) -> None:
-    """The current MediaPipelineWorkflow and ChatTurnWorkflow reproduce the recorded run command for command."""
+    """The current MediaPipelineWorkflow and ChatTurnWorkflow reproduce the recorded run command for command:
+    runs of mocked scenarios, and runs recorded from the real stack."""
     result = await replayer().replay_workflow(load(path), raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name}: {result.replay_failure!r}"
 
