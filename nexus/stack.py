@@ -22,7 +22,13 @@ import httpx
 from rich.console import Console
 
 from nexus.core.db import make_engine
-from nexus.core.embedded import EmbeddedPostgres, become_subreaper, temporal_dev_server_args, temporal_env
+from nexus.core.embedded import (
+    EmbeddedPostgres,
+    become_subreaper,
+    reap_adopted,
+    temporal_dev_server_args,
+    temporal_env,
+)
 from nexus.core.orchestration import Queue
 from nexus.core.settings import Settings
 from nexus.ops.bootstrap import ensure_local_admin
@@ -147,6 +153,7 @@ def run_stack(settings: Settings) -> int:
         stop_children(services)
         if postgres is not None:
             postgres.stop()
+        reap_adopted()
         console.print("[bold]Nexus stopped.")
 
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field
 from sqlalchemy import select
+from sqlmodel import col
 
 from api.deps import CurrentUser, SessionDep
 from models import ApiKey, Role, Workspace, WorkspaceMember
@@ -55,7 +56,7 @@ async def me(user: CurrentUser) -> UserOut:
 @router.get("/apikeys")
 async def list_keys(user: CurrentUser, session: SessionDep) -> list[ApiKeyOut]:
     rows = (
-        await session.execute(select(ApiKey).where(ApiKey.user_id == user.id).order_by(ApiKey.created_at))
+        await session.execute(select(ApiKey).where(col(ApiKey.user_id) == user.id).order_by(col(ApiKey.created_at)))
     ).scalars()
     return [ApiKeyOut.model_validate(k, from_attributes=True) for k in rows]
 
@@ -88,9 +89,9 @@ async def create_ws_ticket(user: CurrentUser, session: SessionDep) -> WsTicketOu
 @router.get("/workspaces")
 async def list_workspaces(user: CurrentUser, session: SessionDep) -> list[WorkspaceOut]:
     rows = await session.execute(
-        select(Workspace, WorkspaceMember.role)
-        .join(WorkspaceMember, WorkspaceMember.workspace_id == Workspace.id)
-        .where(WorkspaceMember.user_id == user.id)
-        .order_by(Workspace.created_at)
+        select(Workspace, col(WorkspaceMember.role))
+        .join(WorkspaceMember, col(WorkspaceMember.workspace_id) == Workspace.id)
+        .where(col(WorkspaceMember.user_id) == user.id)
+        .order_by(col(Workspace.created_at))
     )
     return [WorkspaceOut(id=w.id, name=w.name, slug=w.slug, role=Role(role)) for w, role in rows]

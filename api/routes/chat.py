@@ -12,6 +12,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
 
 from api.deps import (
     CurrentUser,
@@ -168,14 +169,16 @@ async def replay_turn(turn: ReadableTurn, runtime: RuntimeDep) -> AsyncIterator[
 
 @router.get("/conversations")
 async def list_conversations(user: CurrentUser, session: SessionDep) -> list[ConversationOut]:
-    rows = await session.execute(permitted(Conversation, user.id).order_by(Conversation.updated_at.desc()).limit(200))
+    rows = await session.execute(
+        permitted(Conversation, user.id).order_by(col(Conversation.updated_at).desc()).limit(200)
+    )
     return [ConversationOut.model_validate(c, from_attributes=True) for c in rows.scalars()]
 
 
 @router.get("/conversations/{conversation_id}/messages")
 async def conversation_messages(conversation: ReadableConversation, session: SessionDep) -> list[MessageOut]:
     rows = await session.execute(
-        select(Message).where(Message.conversation_id == conversation.id).order_by(Message.created_at)
+        select(Message).where(col(Message.conversation_id) == conversation.id).order_by(col(Message.created_at))
     )
     return [MessageOut.model_validate(m, from_attributes=True) for m in rows.scalars()]
 
@@ -187,7 +190,7 @@ async def delete_conversation(conversation: WritableConversation, session: Sessi
 
 @router.get("/personas")
 async def list_personas(user: CurrentUser, session: SessionDep) -> list[PersonaOut]:
-    rows = await session.execute(permitted(Persona, user.id).order_by(Persona.created_at))
+    rows = await session.execute(permitted(Persona, user.id).order_by(col(Persona.created_at)))
     return [PersonaOut.model_validate(p, from_attributes=True) for p in rows.scalars()]
 
 

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile, status
 from pydantic import BaseModel, Field
 from sqlalchemy import any_, func, select
+from sqlmodel import col
 
 from api.deps import CurrentUser, ReadableMedia, RuntimeDep, SessionDep, TemporalDep, WritableMedia
 from models import MediaItem, MediaStatus, SourceType, TranscriptSegment
@@ -187,16 +188,18 @@ async def list_media(
 ) -> MediaPage:
     query = permitted(MediaItem, user.id)
     if status_:
-        query = query.where(MediaItem.status == status_)
+        query = query.where(col(MediaItem.status) == status_)
     if tag:
-        query = query.where(any_(MediaItem.tags) == tag.lower())
+        query = query.where(any_(col(MediaItem.tags)) == tag.lower())
     if source_type:
-        query = query.where(MediaItem.source_type == source_type)
+        query = query.where(col(MediaItem.source_type) == source_type)
     if q:
         escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(MediaItem.title.ilike(f"%{escaped}%"))
+        query = query.where(col(MediaItem.title).ilike(f"%{escaped}%"))
     total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
-    rows = (await session.execute(query.order_by(MediaItem.created_at.desc()).limit(limit).offset(offset))).scalars()
+    rows = (
+        await session.execute(query.order_by(col(MediaItem.created_at).desc()).limit(limit).offset(offset))
+    ).scalars()
     return MediaPage(items=[_summary(m) for m in rows], total=total, limit=limit, offset=offset)
 
 
@@ -204,7 +207,9 @@ async def list_media(
 async def get_media(media: ReadableMedia, session: SessionDep) -> MediaDetail:
     segments = (
         await session.execute(
-            select(TranscriptSegment).where(TranscriptSegment.media_id == media.id).order_by(TranscriptSegment.idx)
+            select(TranscriptSegment)
+            .where(col(TranscriptSegment.media_id) == media.id)
+            .order_by(col(TranscriptSegment.idx))
         )
     ).scalars()
     job = await latest_job(session, media.id)

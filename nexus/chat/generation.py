@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
 
 from models import ChatTurn, Conversation, Message, Persona, TurnEvent
 from models.base import utcnow
@@ -68,7 +69,9 @@ def citations_for(answer: str, passages: list[Passage]) -> list[dict[str, Any]]:
 
 async def _event(rt: Runtime, turn_id: uuid.UUID, kind: str, data: dict[str, Any], attempt: int = 1) -> None:
     async with session_scope(rt.engine) as session:
-        await append(session, turn_id, TurnEvent(turn_id=turn_id, kind=kind, attempt=attempt, data=data))
+        # `seq` is drawn by the database (an identity column); SQLModel's Field cannot mark it init=False.
+        event = TurnEvent(turn_id=turn_id, kind=kind, attempt=attempt, data=data)  # type: ignore[call-arg]
+        await append(session, turn_id, event)
 
 
 async def context(rt: Runtime, inp: ContextInput) -> TurnContext:
@@ -101,12 +104,12 @@ async def finish(rt: Runtime, inp: FinishTurn) -> None:
         if await session.get(ChatTurn, inp.turn_id) is None:
             return  # the conversation was deleted meanwhile: nothing left to mark
         await session.execute(
-            update(ChatTurn).where(ChatTurn.id == inp.turn_id).values(status=inp.status, error=inp.error)
+            update(ChatTurn).where(col(ChatTurn.id) == inp.turn_id).values(status=inp.status, error=inp.error)
         )
         if inp.status == "failed":
-            await append(
-                session, inp.turn_id, TurnEvent(turn_id=inp.turn_id, kind="error", data={"message": inp.error})
-            )
+            # `seq` is drawn by the database (an identity column); SQLModel's Field cannot mark it init=False.
+            event = TurnEvent(turn_id=inp.turn_id, kind="error", data={"message": inp.error})  # type: ignore[call-arg]
+            await append(session, inp.turn_id, event)
 
 
 async def generate(rt: Runtime, inp: GenerateInput, attempt: int) -> GenerateResult:
@@ -115,15 +118,15 @@ async def generate(rt: Runtime, inp: GenerateInput, attempt: int) -> GenerateRes
         turn = await session.get(ChatTurn, inp.turn_id)
         if turn is None:
             raise BadInput("the conversation was deleted")
-        existing = (await session.execute(select(Message).where(Message.turn_id == turn.id))).scalar_one_or_none()
+        existing = (await session.execute(select(Message).where(col(Message.turn_id) == turn.id))).scalar_one_or_none()
         conversation = await session.get(Conversation, turn.conversation_id)
         assert conversation is not None
         persona = await session.get(Persona, conversation.persona_id) if conversation.persona_id else None
         history = (
             await session.execute(
-                select(Message.role, Message.content)
-                .where(Message.conversation_id == conversation.id, Message.id != turn.user_message_id)
-                .order_by(Message.created_at.desc())
+                select(col(Message.role), col(Message.content))
+                .where(col(Message.conversation_id) == conversation.id, col(Message.id) != turn.user_message_id)
+                .order_by(col(Message.created_at).desc())
                 .limit(HISTORY_MESSAGES)
             )
         ).all()
@@ -181,16 +184,16 @@ async def generate(rt: Runtime, inp: GenerateInput, attempt: int) -> GenerateRes
             await session.flush()
             await session.execute(
                 update(ChatTurn)
-                .where(ChatTurn.id == turn.id)
+                .where(col(ChatTurn.id) == turn.id)
                 .values(assistant_message_id=message.id, status="answered")
             )
             await session.execute(
-                update(Conversation).where(Conversation.id == turn.conversation_id).values(updated_at=utcnow())
+                update(Conversation).where(col(Conversation.id) == turn.conversation_id).values(updated_at=utcnow())
             )
             await append(
                 session,
                 turn.id,
-                TurnEvent(
+                TurnEvent(  # type: ignore[call-arg]  # `seq` is drawn by the database (identity column)
                     turn_id=turn.id,
                     kind="final",
                     attempt=attempt,
@@ -209,7 +212,9 @@ async def generate(rt: Runtime, inp: GenerateInput, attempt: int) -> GenerateRes
         await store()
     except IntegrityError:  # a racing attempt stored it first: exactly one answer either way
         async with session_scope(rt.engine) as session:
-            stored = (await session.execute(select(Message.id).where(Message.turn_id == turn.id))).scalar_one()
+            stored = (
+                await session.execute(select(col(Message.id)).where(col(Message.turn_id) == turn.id))
+            ).scalar_one()
         return GenerateResult(message_id=stored, reused=True)
     return GenerateResult(message_id=message.id, reused=False)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlmodel import col
 from temporalio.client import Client, WorkflowHandle
 
 from models import ChatTurn, Conversation, Message, TurnEvent, User
@@ -26,7 +27,7 @@ async def open_turn(
     session.add(message)
     await session.flush()
     turn_no = (
-        await session.execute(select(func.count()).where(ChatTurn.conversation_id == conversation.id))
+        await session.execute(select(func.count()).where(col(ChatTurn.conversation_id) == conversation.id))
     ).scalar_one() + 1
     turn = ChatTurn(
         owner_id=user.id,

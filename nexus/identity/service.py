@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from models import ApiKey, AuditLog, Role, User, Workspace, WorkspaceMember, WsTicket
 from models.base import utcnow
@@ -47,7 +48,7 @@ def normalize_email(email: str) -> str:
 
 
 async def get_user_by_email(session: AsyncSession, email: str) -> User | None:
-    return (await session.execute(select(User).where(User.email == normalize_email(email)))).scalar_one_or_none()
+    return (await session.execute(select(User).where(col(User.email) == normalize_email(email)))).scalar_one_or_none()
 
 
 async def create_user(session: AsyncSession, email: str, *, name: str | None = None, is_admin: bool = False) -> User:
@@ -85,8 +86,8 @@ async def authenticate_api_key(session: AsyncSession, token: str) -> User | None
     row = (
         await session.execute(
             select(ApiKey, User)
-            .join(User, User.id == ApiKey.user_id)
-            .where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None), User.is_active.is_(True))
+            .join(User, col(User.id) == ApiKey.user_id)
+            .where(col(ApiKey.prefix) == prefix, col(ApiKey.revoked_at).is_(None), col(User.is_active).is_(True))
         )
     ).one_or_none()
     if row is None:
@@ -99,8 +100,8 @@ async def authenticate_api_key(session: AsyncSession, token: str) -> User | None
         # At most one write a minute per key; conditional, so concurrent requests do not queue on the row.
         await session.execute(
             update(ApiKey)
-            .where(ApiKey.id == key.id)
-            .where(or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - LAST_USED_RESOLUTION))
+            .where(col(ApiKey.id) == key.id)
+            .where(or_(col(ApiKey.last_used_at).is_(None), col(ApiKey.last_used_at) < now - LAST_USED_RESOLUTION))
             .values(last_used_at=now)
             .execution_options(synchronize_session=False)
         )
@@ -111,7 +112,7 @@ async def issue_ws_ticket(session: AsyncSession, user: User) -> tuple[str, datet
     """A ticket that opens one WebSocket within a minute. Expired tickets are swept here, so the table stays
     as small as the number of sockets being opened right now."""
     now = utcnow()
-    await session.execute(delete(WsTicket).where(WsTicket.expires_at < now))
+    await session.execute(delete(WsTicket).where(col(WsTicket.expires_at) < now))
     token = WS_TICKET_PREFIX + secrets.token_urlsafe(32)
     expires = now + WS_TICKET_TTL
     session.add(WsTicket(user_id=user.id, token_hash=_digest(token), expires_at=expires))
@@ -126,8 +127,8 @@ async def redeem_ws_ticket(session: AsyncSession, token: str) -> User | None:
     user_id = (
         await session.execute(
             delete(WsTicket)
-            .where(WsTicket.token_hash == _digest(token), WsTicket.expires_at > utcnow())
-            .returning(WsTicket.user_id)
+            .where(col(WsTicket.token_hash) == _digest(token), col(WsTicket.expires_at) > utcnow())
+            .returning(col(WsTicket.user_id))
         )
     ).scalar_one_or_none()
     if user_id is None:
@@ -138,7 +139,7 @@ async def redeem_ws_ticket(session: AsyncSession, token: str) -> User | None:
 
 async def revoke_api_key(session: AsyncSession, user: User, key_id: uuid.UUID) -> bool:
     key = (
-        await session.execute(select(ApiKey).where(ApiKey.id == key_id, ApiKey.user_id == user.id))
+        await session.execute(select(ApiKey).where(col(ApiKey.id) == key_id, col(ApiKey.user_id) == user.id))
     ).scalar_one_or_none()
     if key is None:
         return False
@@ -151,6 +152,6 @@ async def revoke_api_key(session: AsyncSession, user: User, key_id: uuid.UUID) -
 async def personal_workspace(session: AsyncSession, user: User) -> Workspace:
     return (
         await session.execute(
-            select(Workspace).where(Workspace.owner_id == user.id).order_by(Workspace.created_at).limit(1)
+            select(Workspace).where(col(Workspace.owner_id) == user.id).order_by(col(Workspace.created_at)).limit(1)
         )
     ).scalar_one()

@@ -12,12 +12,16 @@ import re
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
 from nexus.core.settings import Settings
 from nexus.llm.embeddings import Embedder
+
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionMessageParam
 
 ENRICH_SYSTEM = (
     "You enrich transcripts of audio/video. Reply with JSON only: "
@@ -178,7 +182,8 @@ class OpenAICompatibleProvider(LLMProvider):
         try:
             stream = await self.client.chat.completions.create(
                 model=self.model,
-                messages=chat_messages(ctx),  # type: ignore[arg-type]
+                # Roles in the history come from the database as plain strings; they are "user" or "assistant".
+                messages=cast("list[ChatCompletionMessageParam]", chat_messages(ctx)),
                 stream=True,
                 stream_options={"include_usage": True},
             )

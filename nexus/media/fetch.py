@@ -185,7 +185,7 @@ def _guarded_ydl_class() -> type[Any]:
             conn = http_class(*args, **kwargs)
             conn._create_connection = self._gate.connect  # type: ignore[attr-defined]  # what connect() calls
             if self._source_address is not None:
-                conn.source_address = (self._source_address, 0)
+                conn.source_address = (self._source_address, 0)  # type: ignore[attr-defined]  # not in typeshed
             return conn
 
         def http_open(self, req: urllib.request.Request) -> Any:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any, overload
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col
 
 from models import JobEvent, MediaChunk, MediaItem, MediaJob, MediaStatus, TranscriptSegment
 from models.base import utcnow
@@ -60,7 +61,7 @@ async def record(
     terminal = stage.terminal
     async with session_scope(engine) as session:
         job = (
-            await session.execute(select(MediaJob).where(MediaJob.id == job_id).with_for_update())
+            await session.execute(select(MediaJob).where(col(MediaJob.id) == job_id).with_for_update())
         ).scalar_one_or_none()
         if job is None:
             return  # deleted meanwhile; nothing to report to
@@ -76,12 +77,15 @@ async def record(
         if terminal:
             values["finished_at"] = utcnow()
             values["error"] = error
-        await session.execute(update(MediaJob).where(MediaJob.id == job_id).values(**values))
+        await session.execute(update(MediaJob).where(col(MediaJob.id) == job_id).values(**values))
         media_values: dict[str, object] = {"status": stage, "updated_at": utcnow()}
         if terminal:
             media_values["error"] = error
-        await session.execute(update(MediaItem).where(MediaItem.id == job.media_id).values(**media_values))
-        event = JobEvent(job_id=job_id, stage=stage, progress=progress, terminal=terminal, message=error or message)
+        await session.execute(update(MediaItem).where(col(MediaItem.id) == job.media_id).values(**media_values))
+        # `seq` is drawn by the database (an identity column); SQLModel's Field cannot mark it init=False.
+        event = JobEvent(  # type: ignore[call-arg]
+            job_id=job_id, stage=stage, progress=progress, terminal=terminal, message=error or message
+        )
         await append(session, job_id, event)
 
 
@@ -91,7 +95,9 @@ async def stream_events(engine: AsyncEngine, job_id: uuid.UUID) -> AsyncIterator
     async with session_scope(engine) as session:
         start = (
             await session.execute(
-                select(func.max(JobEvent.seq)).where(JobEvent.job_id == job_id, JobEvent.stage == MediaStatus.pending)
+                select(func.max(JobEvent.seq)).where(
+                    col(JobEvent.job_id) == job_id, col(JobEvent.stage) == MediaStatus.pending
+                )
             )
         ).scalar_one()
     async for event in follow(
@@ -109,6 +115,10 @@ async def stream_events(engine: AsyncEngine, job_id: uuid.UUID) -> AsyncIterator
 # --- pipeline reads and writes: each its own short transaction, so no connection is held across slow work ---
 
 
+@overload
+def _clip(value: str, limit: int) -> str: ...
+@overload
+def _clip(value: str | None, limit: int) -> str | None: ...
 def _clip(value: str | None, limit: int) -> str | None:
     """Values from tools and models are clipped to their column instead of failing the step after the work."""
     return value if value is None or len(value) <= limit else value[: limit - 1] + "…"
@@ -129,7 +139,7 @@ async def _update_media(engine: AsyncEngine, media_id: uuid.UUID, **values: obje
     """False when the item no longer exists (deleted meanwhile)."""
     async with session_scope(engine) as session:
         result = await session.execute(
-            update(MediaItem).where(MediaItem.id == media_id).values(**values, updated_at=utcnow())
+            update(MediaItem).where(col(MediaItem.id) == media_id).values(**values, updated_at=utcnow())
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -174,21 +184,24 @@ async def settle_duplicate(
     visible only with its decision: so of several identical copies submitted at once exactly one is the
     original, whichever is decided first, and every other copy finds it. Items far longer or shorter cannot
     match (see `fingerprint.is_near_duplicate`), so they are filtered here instead of loaded."""
-    query = select(MediaItem.id, MediaItem.duration_s, MediaItem.fingerprint).where(
-        MediaItem.owner_id == media.owner_id,
-        MediaItem.id != media.id,
-        MediaItem.fingerprint.is_not(None),
-        MediaItem.duplicate_of.is_(None),
-        MediaItem.status.not_in([MediaStatus.duplicate, MediaStatus.failed, MediaStatus.cancelled]),
+    query = select(col(MediaItem.id), col(MediaItem.duration_s), col(MediaItem.fingerprint)).where(
+        col(MediaItem.owner_id) == media.owner_id,
+        col(MediaItem.id) != media.id,
+        col(MediaItem.fingerprint).is_not(None),
+        col(MediaItem.duplicate_of).is_(None),
+        col(MediaItem.status).not_in([MediaStatus.duplicate, MediaStatus.failed, MediaStatus.cancelled]),
     )
     if media.duration_s:
         lo, hi = duration_window(media.duration_s)
-        query = query.where(MediaItem.duration_s.between(lo, hi))
+        query = query.where(col(MediaItem.duration_s).between(lo, hi))
     async with session_scope(engine) as session:
         lock = "SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"
         await session.execute(text(lock), {"key": f"dedup:{media.owner_id}"})
         found: tuple[uuid.UUID, float] | None = None
-        for other_id, other_duration, other_fp in (await session.execute(query.order_by(MediaItem.created_at))).all():
+        for other_id, other_duration, other_fp in (
+            await session.execute(query.order_by(col(MediaItem.created_at)))
+        ).all():
+            assert other_fp is not None  # the query selects fingerprinted items only
             same, ber = await match(other_duration, other_fp)
             if same:
                 found = (other_id, ber)
@@ -196,13 +209,15 @@ async def settle_duplicate(
         values: dict[str, object] = {"fingerprint": encoded, "updated_at": utcnow()}
         if found:
             values |= {"duplicate_of": found[0], "duplicate_ber": found[1]}
-        await session.execute(update(MediaItem).where(MediaItem.id == media.id).values(**values))
+        await session.execute(update(MediaItem).where(col(MediaItem.id) == media.id).values(**values))
     return found
 
 
 async def count_segments(engine: AsyncEngine, media_id: uuid.UUID) -> int:
     async with session_scope(engine) as session:
-        return (await session.execute(select(func.count()).where(TranscriptSegment.media_id == media_id))).scalar_one()
+        return (
+            await session.execute(select(func.count()).where(col(TranscriptSegment.media_id) == media_id))
+        ).scalar_one()
 
 
 @outlasting_outages
@@ -223,7 +238,7 @@ async def store_transcript(engine: AsyncEngine, media: MediaItem, transcript: Tr
             )
         await session.execute(
             update(MediaItem)
-            .where(MediaItem.id == media.id)
+            .where(col(MediaItem.id) == media.id)
             .values(language=_clip(transcript.language, 16), updated_at=utcnow())
         )
 
@@ -235,9 +250,9 @@ async def transcript_text(engine: AsyncEngine, media_id: uuid.UUID) -> str:
 async def segment_texts(engine: AsyncEngine, media_id: uuid.UUID) -> list[tuple[float, float, str]]:
     async with session_scope(engine) as session:
         rows = await session.execute(
-            select(TranscriptSegment.start_s, TranscriptSegment.end_s, TranscriptSegment.text)
-            .where(TranscriptSegment.media_id == media_id)
-            .order_by(TranscriptSegment.idx)
+            select(col(TranscriptSegment.start_s), col(TranscriptSegment.end_s), col(TranscriptSegment.text))
+            .where(col(TranscriptSegment.media_id) == media_id)
+            .order_by(col(TranscriptSegment.idx))
         )
         return [(r[0], r[1], r[2]) for r in rows.all()]
 
@@ -257,12 +272,12 @@ async def store_enrichment(engine: AsyncEngine, media: MediaItem, result: Enrich
 
 async def count_chunks(engine: AsyncEngine, media_id: uuid.UUID) -> int:
     async with session_scope(engine) as session:
-        return (await session.execute(select(func.count()).where(MediaChunk.media_id == media_id))).scalar_one()
+        return (await session.execute(select(func.count()).where(col(MediaChunk.media_id) == media_id))).scalar_one()
 
 
 @outlasting_outages
 async def store_chunks(
-    engine: AsyncEngine, media: MediaItem, passages: list[Passage], vectors: Sequence[Any], model_name: str
+    engine: AsyncEngine, media: MediaItem, passages: list[Passage], vectors: Iterable[Any], model_name: str
 ) -> None:
     """Like the transcript: one transaction, and the (media_id, idx) unique key stops a racing attempt."""
     async with session_scope(engine) as session:

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
@@ -44,7 +45,9 @@ async def create_job(session: AsyncSession, media: MediaItem) -> MediaJob:
     )
     session.add(job)
     await session.flush()
-    await append(session, job.id, JobEvent(job_id=job.id, stage=MediaStatus.pending, progress=0, message="queued"))
+    # `seq` is drawn by the database (an identity column); SQLModel's Field cannot mark it init=False.
+    event = JobEvent(job_id=job.id, stage=MediaStatus.pending, progress=0, message="queued")  # type: ignore[call-arg]
+    await append(session, job.id, event)
     return job
 
 
@@ -84,7 +87,10 @@ async def _start(client: Client, inp: MediaPipelineInput, workflow_id: str) -> W
 async def latest_job(session: AsyncSession, media_id: uuid.UUID) -> MediaJob | None:
     return (
         await session.execute(
-            select(MediaJob).where(MediaJob.media_id == media_id).order_by(MediaJob.started_at.desc()).limit(1)
+            select(MediaJob)
+            .where(col(MediaJob.media_id) == media_id)
+            .order_by(col(MediaJob.started_at).desc())
+            .limit(1)
         )
     ).scalar_one_or_none()
 
@@ -148,7 +154,7 @@ async def retry(client: Client, runtime: Runtime, session: AsyncSession, job: Me
         await record(runtime.engine, job.id, previous, error=f"the retry could not start: {exc}")
         raise exc if isinstance(exc, Unavailable) else Unavailable("Temporal", str(exc)) from exc
     async with session_scope(runtime.engine) as s:
-        await s.execute(update(MediaJob).where(MediaJob.id == job.id).values(attempts=MediaJob.attempts + 1))
+        await s.execute(update(MediaJob).where(col(MediaJob.id) == job.id).values(attempts=col(MediaJob.attempts) + 1))
 
 
 # How a run that ended without telling the job (terminated in the Temporal UI, or unable to reach Postgres at the
@@ -192,8 +198,8 @@ async def reconcile_stale(client: Client, runtime: Runtime, *, limit: int = 200)
         jobs = (
             await session.execute(
                 select(MediaJob)
-                .where(MediaJob.stage.not_in(terminal), MediaJob.updated_at < utcnow() - STALE_AFTER)
-                .order_by(MediaJob.updated_at)
+                .where(col(MediaJob.stage).not_in(terminal), col(MediaJob.updated_at) < utcnow() - STALE_AFTER)
+                .order_by(col(MediaJob.updated_at))
                 .limit(limit)
             )
         ).scalars()
@@ -232,7 +238,7 @@ async def sweep_orphans(runtime: Runtime, *, grace: timedelta = ORPHAN_GRACE) ->
         with contextlib.suppress(ValueError):
             ids.add(uuid.UUID(media))
     async with session_scope(runtime.engine) as session:
-        existing = set((await session.execute(select(MediaItem.id).where(MediaItem.id.in_(ids)))).scalars())
+        existing = set((await session.execute(select(col(MediaItem.id)).where(col(MediaItem.id).in_(ids)))).scalars())
     swept = 0
     for owner, media in candidates:
         with contextlib.suppress(ValueError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import shutil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -85,7 +86,9 @@ async def check_pollers(client: Client | None, queues: TaskQueues) -> list[Check
             raise RuntimeError(f"no worker is polling {name}: start `nexus worker --queue {name.split('-')[-1]}`")
         return f"{name}: {found} poller(s)"
 
-    return list(await asyncio.gather(*(_run(f"queue:{q.value}", lambda n=queues.name(q): probe(n)) for q in Queue)))
+    return list(
+        await asyncio.gather(*(_run(f"queue:{q.value}", functools.partial(probe, queues.name(q))) for q in Queue))
+    )
 
 
 def check_binary(name: str, hint: str) -> Check:

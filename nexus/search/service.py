@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import enum
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -101,6 +103,11 @@ async def _readable_media(session: AsyncSession, media_where: str, params: dict)
     return ids if int(chunks.scalar_one()) <= EXACT_SCAN_MAX else None
 
 
+def _hit(row: Sequence[Any]) -> Hit:
+    """A Hit from a row of (chunk id, media id, title, start, end, text, score)."""
+    return Hit(row[0], row[1], row[2], row[3], row[4], row[5], score=float(row[6]))
+
+
 async def _semantic(
     session: AsyncSession, vector: list[float], where: str, media_where: str, params: dict, k: int
 ) -> list[Hit]:
@@ -123,7 +130,7 @@ async def _semantic(
             ),
             {"qvec": str(vector), "ids": readable, "k": k},
         )
-        return [Hit(*r[:6], score=float(r[6])) for r in rows]
+        return [_hit(r) for r in rows]
     # Iterative scans keep HNSW recall when the owner/filters discard most neighbours (pgvector >= 0.8).
     await session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
     await session.execute(text(f"SET LOCAL hnsw.ef_search = {HNSW_EF_SEARCH}"))
@@ -138,7 +145,7 @@ async def _semantic(
         ),
         {**params, "qvec": str(vector), "k": k},
     )
-    return [Hit(*r[:6], score=float(r[6])) for r in rows]
+    return [_hit(r) for r in rows]
 
 
 async def _keyword(session: AsyncSession, query: str, where: str, params: dict, k: int) -> list[Hit]:
@@ -153,7 +160,7 @@ async def _keyword(session: AsyncSession, query: str, where: str, params: dict, 
         ),
         {**params, "query": query, "k": k},
     )
-    return [Hit(*r[:6], score=float(r[6])) for r in rows]
+    return [_hit(r) for r in rows]
 
 
 def fuse(legs: dict[str, list[Hit]], limit: int) -> list[Hit]:
