@@ -15,7 +15,15 @@ with workflow.unsafe.imports_passed_through():
     from activities.chat import ChatActivities
     from nexus.chat.contracts import ChatTurnInput, ContextInput, FinishTurn, GenerateInput, RememberInput
     from nexus.core.orchestration import CHAT_TURN_WORKFLOW, SA_USER_ID
-    from workflows.shared import DB_OUTAGE_BUDGET, DB_RETRY, NETWORK_RETRY, PROVIDER_RETRY, failure_reason
+    from workflows.shared import (
+        CHAT_QUEUE_WAIT,
+        DB_OUTAGE_BUDGET,
+        DB_RETRY,
+        NETWORK_RETRY,
+        PROVIDER_RETRY,
+        QUEUE_WAIT_CPU,
+        failure_reason,
+    )
 
 
 @workflow.defn(name=CHAT_TURN_WORKFLOW)
@@ -44,6 +52,7 @@ class ChatTurnWorkflow:
                     mode=inp.mode,
                 ),
                 task_queue=q.llm,
+                schedule_to_start_timeout=CHAT_QUEUE_WAIT,
                 start_to_close_timeout=timedelta(minutes=10),
                 heartbeat_timeout=timedelta(seconds=10),
                 retry_policy=PROVIDER_RETRY,
@@ -61,6 +70,7 @@ class ChatTurnWorkflow:
                     user_id=inp.user_id, conversation_id=inp.conversation_id, turn_id=inp.turn_id, text=inp.question
                 ),
                 task_queue=q.cpu,
+                schedule_to_start_timeout=QUEUE_WAIT_CPU,
                 start_to_close_timeout=timedelta(minutes=2),
                 retry_policy=NETWORK_RETRY,
             )

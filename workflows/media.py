@@ -13,7 +13,17 @@ with workflow.unsafe.imports_passed_through():
     from models import MediaStatus
     from nexus.core.orchestration import MEDIA_PIPELINE_WORKFLOW, SA_MEDIA_ID, SA_STAGE, SA_USER_ID
     from nexus.media.contracts import MediaPipelineInput, MediaRef, PipelineResult, StageUpdate
-    from workflows.shared import COMPUTE_RETRY, DB_OUTAGE_BUDGET, DB_RETRY, NETWORK_RETRY, failure_reason, failure_type
+    from workflows.shared import (
+        COMPUTE_RETRY,
+        DB_OUTAGE_BUDGET,
+        DB_RETRY,
+        NETWORK_RETRY,
+        QUEUE_WAIT_CPU,
+        QUEUE_WAIT_GPU,
+        QUEUE_WAIT_LLM,
+        failure_reason,
+        failure_type,
+    )
 
 
 @workflow.defn(name=MEDIA_PIPELINE_WORKFLOW)
@@ -38,6 +48,7 @@ class MediaPipelineWorkflow:
                 MediaActivities.fetch_media,
                 ref,
                 task_queue=q.cpu,
+                schedule_to_start_timeout=QUEUE_WAIT_CPU,
                 start_to_close_timeout=timedelta(minutes=30),
                 heartbeat_timeout=timedelta(seconds=30),
                 retry_policy=NETWORK_RETRY,
@@ -47,6 +58,7 @@ class MediaPipelineWorkflow:
                 MediaActivities.fingerprint_media,
                 ref,
                 task_queue=q.cpu,
+                schedule_to_start_timeout=QUEUE_WAIT_CPU,
                 start_to_close_timeout=timedelta(minutes=10),
                 heartbeat_timeout=timedelta(seconds=30),
                 retry_policy=COMPUTE_RETRY,
@@ -59,6 +71,7 @@ class MediaPipelineWorkflow:
                 MediaActivities.transcribe_media,
                 ref,
                 task_queue=q.gpu,
+                schedule_to_start_timeout=QUEUE_WAIT_GPU,
                 start_to_close_timeout=timedelta(hours=3),
                 heartbeat_timeout=timedelta(seconds=10),
                 retry_policy=COMPUTE_RETRY,
@@ -68,6 +81,7 @@ class MediaPipelineWorkflow:
                 MediaActivities.enrich_media,
                 ref,
                 task_queue=q.llm,
+                schedule_to_start_timeout=QUEUE_WAIT_LLM,
                 start_to_close_timeout=timedelta(minutes=5),
                 heartbeat_timeout=timedelta(seconds=30),
                 retry_policy=NETWORK_RETRY,
@@ -77,6 +91,7 @@ class MediaPipelineWorkflow:
                 MediaActivities.embed_media,
                 ref,
                 task_queue=q.cpu,
+                schedule_to_start_timeout=QUEUE_WAIT_CPU,
                 start_to_close_timeout=timedelta(minutes=30),
                 heartbeat_timeout=timedelta(seconds=30),
                 retry_policy=COMPUTE_RETRY,

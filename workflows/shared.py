@@ -57,6 +57,17 @@ DB_RETRY = RetryPolicy(
 DB_OUTAGE_BUDGET = timedelta(minutes=15)
 
 
+# --- how long a step may wait in its queue ---------------------------------------------------------------------
+
+# A queue can back up (a batch of long recordings ahead on the one CPU transcriber), so waiting is normal; waiting
+# forever is not: a step nobody picks up within this long fails with a reason naming the queue (is its worker
+# running?), and the user can retry it. Transcription gets longest: a day's backlog on CPU takes hours.
+QUEUE_WAIT_CPU = timedelta(hours=2)
+QUEUE_WAIT_GPU = timedelta(hours=12)
+QUEUE_WAIT_LLM = timedelta(hours=2)
+CHAT_QUEUE_WAIT = timedelta(minutes=2)  # someone is waiting for the answer: tell them soon that no model is serving
+
+
 def _application_error(err: BaseException) -> ApplicationError | None:
     """The ApplicationError that made this attempt fail, or None when it timed out or was cancelled.
 
@@ -85,6 +96,8 @@ def failure_reason(err: BaseException) -> str:
     while cause is not None and not isinstance(cause, TemporalTimeoutError):
         cause = cause.__cause__
     if isinstance(cause, TemporalTimeoutError):  # say which timeout: heartbeat (a dead worker) or the whole step
+        if cause.type is not None and cause.type.name == "SCHEDULE_TO_START":
+            return "TimeoutError: no worker picked the step up in time (is a worker serving its queue running?)"
         kind = cause.type.name.lower().replace("_", " ") if cause.type is not None else "activity"
         return f"TimeoutError: the step hit its {kind} timeout"
     cause = err.__cause__ or err

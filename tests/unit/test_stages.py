@@ -201,3 +201,18 @@ def test_db_retry_outlasts_a_database_restart() -> None:
     assert DB_OUTAGE_BUDGET >= timedelta(minutes=10)
     assert DB_RETRY.maximum_interval is not None and DB_RETRY.maximum_interval <= timedelta(seconds=30)
     assert DB_RETRY.non_retryable_error_types == NETWORK_RETRY.non_retryable_error_types
+
+
+def test_a_step_no_worker_took_says_so() -> None:
+    err = ActivityError(
+        "activity timed out",
+        scheduled_event_id=1,
+        started_event_id=0,
+        identity="",
+        activity_type="media.transcribe",
+        activity_id="1",
+        retry_state=RetryState.TIMEOUT,
+    )
+    err.__cause__ = TemporalTimeoutError("timed out", type=TimeoutType.SCHEDULE_TO_START, last_heartbeat_details=[])
+    assert "no worker picked the step up" in failure_reason(err)
+    assert failure_type(err) is None

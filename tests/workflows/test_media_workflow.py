@@ -238,3 +238,24 @@ async def test_stage_bookkeeping_rides_out_a_database_outage(client: Client, que
     assert result.status == MediaStatus.completed
     assert fakes.stage_names() == HAPPY_STAGES
     assert all(fakes.attempts(step) == 1 for step in ALL_STEPS)  # no expensive step repeated meanwhile
+
+
+async def test_every_remote_step_bounds_its_wait_in_the_queue(client: Client, queues: TaskQueues) -> None:
+    """A step on a queue nobody serves (its worker is down) must not wait forever: every activity the pipeline
+    schedules on a worker queue carries its queue's schedule-to-start limit (the server enforces it; the time-
+    skipping test server cannot skip a wait for a worker, so the history is checked instead)."""
+    from workflows.shared import QUEUE_WAIT_CPU, QUEUE_WAIT_GPU, QUEUE_WAIT_LLM
+
+    fakes = MediaFakes()
+    async with running_workers(client, queues, fakes):
+        handle = await start_media(client, media_input(queues))
+        await handle.result()
+    expected = {queues.cpu: QUEUE_WAIT_CPU, queues.gpu: QUEUE_WAIT_GPU, queues.llm: QUEUE_WAIT_LLM}
+    seen = {}
+    async for event in handle.fetch_history_events():
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            attrs = event.activity_task_scheduled_event_attributes
+            seen[attrs.activity_type.name] = (attrs.task_queue.name, attrs.schedule_to_start_timeout.ToTimedelta())
+    assert set(seen) == set(ALL_STEPS)
+    for name, (queue, wait) in seen.items():
+        assert wait == expected[queue], (name, queue, wait)
