@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass
 from functools import cached_property
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -17,6 +18,8 @@ from nexus.llm.embeddings import Embedder
 from nexus.memory.service import MemoryStore
 from nexus.storage.service import ObjectStore, make_store
 
+RECONNECT_AFTER_S = 3.0
+
 
 @dataclass
 class Runtime:
@@ -26,7 +29,8 @@ class Runtime:
     queues: TaskQueues
     database_url: str
     _client: Client | None = None
-    _client_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _connecting: asyncio.Task[Client] | None = None
+    _failed_at: float = 0.0
 
     @classmethod
     def build(cls, settings: Settings, *, client: Client | None = None) -> Runtime:
@@ -55,11 +59,27 @@ class Runtime:
         return MemoryStore(self.settings, self.database_url, self.embedder)
 
     async def temporal(self) -> Client:
-        """Connect on first use so the API can start (and report not-ready) while Temporal is down."""
-        if self._client is None:
-            async with self._client_lock:
-                if self._client is None:
-                    self._client = await connect(self.settings)
+        """Connect on first use so the API can start (and report not-ready) while Temporal is down.
+
+        Concurrent callers share one connection attempt, and for a few seconds after a failed attempt they fail at
+        once: during an outage a burst of requests answers 503 together instead of queueing behind each other's
+        timeouts."""
+        if self._client is not None:
+            return self._client
+        if self._connecting is None:
+            if time.monotonic() - self._failed_at < RECONNECT_AFTER_S:
+                raise ConnectionError("Temporal was unreachable moments ago")
+            self._connecting = asyncio.ensure_future(connect(self.settings))
+        attempt = self._connecting
+        try:
+            self._client = await asyncio.shield(attempt)
+        except Exception:
+            if attempt.done():
+                self._failed_at = time.monotonic()
+            raise
+        finally:
+            if attempt.done() and self._connecting is attempt:
+                self._connecting = None
         return self._client
 
     async def close(self) -> None:

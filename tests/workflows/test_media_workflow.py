@@ -230,7 +230,7 @@ async def test_last_attempt_timing_out_is_recorded_as_a_timeout(transcription_ti
 async def test_stage_bookkeeping_rides_out_a_database_outage(client: Client, queues: TaskQueues) -> None:
     """set_stage failing while Postgres restarts is retried (with backoff, bounded in time, not in attempts): the
     run does not fail over bookkeeping, and every stage is recorded once the database is back."""
-    outage = [ApplicationError("connection refused", type="OperationalError") for _ in range(4)]
+    outage = [ApplicationError("connection refused", type="OperationalError") for _ in range(3)]
     fakes = MediaFakes(script={"media.set_stage": list(outage)})
     async with running_workers(client, queues, fakes):
         result = await (await start_media(client, media_input(queues))).result()
