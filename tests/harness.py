@@ -83,7 +83,10 @@ class LiveServer:
     """uvicorn serving the app on a free loopback port, inside the test event loop."""
 
     def __init__(self, app: object, port: int) -> None:
-        self.config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        # Streams a test left open (an SSE follower of a job that never ends) must not hold up the session's end.
+        self.config = uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=1
+        )
         self.server = uvicorn.Server(self.config)
         self.url = f"http://127.0.0.1:{port}"
         self._task: asyncio.Task[None] | None = None

@@ -28,7 +28,9 @@ from tests.conftest import Account, MakeAccount
 
 async def job_row(runtime: Runtime, owner: Account, stage: MediaStatus = MediaStatus.pending) -> MediaJob:
     async with session_scope(runtime.engine) as session:
-        media = MediaItem(owner_id=owner.user.id, source_type=SourceType.url, source_url="http://x/", status=stage)
+        media = MediaItem(
+            owner_id=owner.user.id, source_type=SourceType.url, source_url="http://127.0.0.1:9/gone.mp3", status=stage
+        )
         session.add(media)
         await session.flush()
         job = MediaJob(
