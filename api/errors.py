@@ -20,11 +20,9 @@ RETRY_AFTER_S = "5"
 _BAD_TEXT = {"CharacterNotInRepertoireError", "UntranslatableCharacterError", "InvalidTextRepresentationError"}
 
 
-def _unavailable(what: str) -> JSONResponse:
+def _unavailable(exc: Unavailable) -> JSONResponse:
     return JSONResponse(
-        {"detail": f"{what} is unavailable right now; try again shortly"},
-        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-        headers={"Retry-After": RETRY_AFTER_S},
+        {"detail": str(exc)}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": RETRY_AFTER_S}
     )
 
 
@@ -42,7 +40,7 @@ async def database_error(_request: Request, exc: Exception) -> JSONResponse:
         return _bad_text()
     if is_unavailable(exc):
         log.warning("database unavailable: %s", type(orig or exc).__name__)
-        return _unavailable("the database")
+        return _unavailable(Unavailable("the database"))
     log.exception("database error")
     return JSONResponse({"detail": "internal database error"}, status_code=500)
 
@@ -52,14 +50,13 @@ async def unencodable_text(_request: Request, _exc: Exception) -> JSONResponse:
 
 
 async def connection_refused(_request: Request, _exc: Exception) -> JSONResponse:
-    return _unavailable("the database")
+    return _unavailable(Unavailable("the database"))
 
 
 async def dependency_unavailable(_request: Request, exc: Exception) -> JSONResponse:
     log.warning("%s", exc)
-    return JSONResponse(
-        {"detail": str(exc)}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": RETRY_AFTER_S}
-    )
+    assert isinstance(exc, Unavailable)  # registered for Unavailable only
+    return _unavailable(exc)
 
 
 async def temporal_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -13,12 +13,10 @@ proves that code still replays (keep it under a new name while old runs may stil
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -26,16 +24,7 @@ sys.path.insert(0, str(ROOT))
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter  # noqa: E402
 
 from tests.workflows.mocks import start_test_env  # noqa: E402
-from tests.workflows.scenarios import HISTORIES, SCENARIOS  # noqa: E402
-
-
-def without_stack_traces(node: Any) -> Any:
-    """The history minus failures' stack traces (this machine's paths; replay never reads them)."""
-    if isinstance(node, dict):
-        return {key: without_stack_traces(value) for key, value in node.items() if key != "stackTrace"}
-    if isinstance(node, list):
-        return [without_stack_traces(value) for value in node]
-    return node
+from tests.workflows.scenarios import HISTORIES, SCENARIOS, history_json  # noqa: E402
 
 
 async def record(names: list[str]) -> None:
@@ -53,7 +42,7 @@ async def record(names: list[str]) -> None:
                 raise SystemExit(f"{name}: ended {status.name if status else None}, expected {scenario.expected.name}")
             history = await handle.fetch_history()
             path = HISTORIES / f"{name}.json"
-            path.write_text(json.dumps(without_stack_traces(json.loads(history.to_json())), indent=2) + "\n")
+            path.write_text(history_json(history))
             print(f"{path.relative_to(ROOT)}: {len(history.events)} events, {status.name.lower()}")
     finally:
         await env.shutdown()

@@ -9,7 +9,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.media import MediaActivities
     from nexus.core.orchestration import RECONCILE_JOBS_WORKFLOW, SWEEP_ORPHANS_WORKFLOW
-    from nexus.media.contracts import ReconcileInput
+    from nexus.media.contracts import MaintenanceInput
     from workflows.shared import DB_RETRY
 
 
@@ -19,7 +19,7 @@ class ReconcileJobsWorkflow:
     UI, a database outage at the end) is reflected in `media_jobs`, so no stream or retry waits forever."""
 
     @workflow.run
-    async def run(self, inp: ReconcileInput) -> int:
+    async def run(self, inp: MaintenanceInput) -> int:
         return await workflow.execute_activity_method(
             MediaActivities.reconcile_jobs,
             task_queue=inp.queues.cpu,
@@ -36,7 +36,7 @@ class SweepOrphansWorkflow:
     step was still writing."""
 
     @workflow.run
-    async def run(self, inp: ReconcileInput) -> int:
+    async def run(self, inp: MaintenanceInput) -> int:
         return await workflow.execute_activity_method(
             MediaActivities.sweep_orphans,
             task_queue=inp.queues.cpu,

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import ParamSpec, TypeVar
 
 from sqlalchemy import exc as sa_exc
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from nexus.core.settings import Settings
@@ -60,6 +61,12 @@ def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10, pool_ti
 
 def session_maker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def lock_for_transaction(session: AsyncSession, key: str) -> None:
+    """Serialize transactions that take the same `key` until the caller's transaction ends (a Postgres advisory
+    lock: nothing to create or clean up, and it is released by commit or rollback, even on a crash)."""
+    await session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key})
 
 
 @asynccontextmanager

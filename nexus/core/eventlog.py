@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from nexus.core.db import session_scope
+from nexus.core.db import lock_for_transaction, session_scope
 
 E = TypeVar("E")
 CHANNEL = "nexus_events"
@@ -32,7 +32,7 @@ log = logging.getLogger("nexus.core.eventlog")
 
 async def append(session: AsyncSession, parent_id: uuid.UUID, *events: Any) -> None:
     """Add events of `parent_id` in the caller's transaction and wake its readers when that commits."""
-    await session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:id, 0))"), {"id": str(parent_id)})
+    await lock_for_transaction(session, str(parent_id))
     session.add_all(events)
     await session.flush()
     await session.execute(text("SELECT pg_notify(:channel, :id)"), {"channel": CHANNEL, "id": str(parent_id)})

@@ -61,7 +61,7 @@ class PipelineResult(BaseModel):
     duplicate_of: uuid.UUID | None = None
 
 
-class ReconcileInput(BaseModel):
+class MaintenanceInput(BaseModel):
     """Input of the maintenance workflows (reconcile jobs, sweep orphans): where their activities run."""
 
     queues: TaskQueues

@@ -6,13 +6,13 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, overload
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
 from models import JobEvent, MediaChunk, MediaItem, MediaJob, MediaStatus, TranscriptSegment
 from models.base import utcnow
-from nexus.core.db import outlasting_outages, session_scope
+from nexus.core.db import lock_for_transaction, outlasting_outages, session_scope
 from nexus.core.eventlog import append, follow
 from nexus.llm.providers import Enrichment
 from nexus.media.chunking import Passage
@@ -195,8 +195,7 @@ async def settle_duplicate(
         lo, hi = duration_window(media.duration_s)
         query = query.where(col(MediaItem.duration_s).between(lo, hi))
     async with session_scope(engine) as session:
-        lock = "SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"
-        await session.execute(text(lock), {"key": f"dedup:{media.owner_id}"})
+        await lock_for_transaction(session, f"dedup:{media.owner_id}")
         found: tuple[uuid.UUID, float] | None = None
         for other_id, other_duration, other_fp in (
             await session.execute(query.order_by(col(MediaItem.created_at)))

@@ -31,7 +31,7 @@ from nexus.core.orchestration import (
     schedule_id,
 )
 from nexus.core.temporal import RPC_TIMEOUT
-from nexus.media.contracts import MediaPipelineInput, PipelineResult, ReconcileInput
+from nexus.media.contracts import MaintenanceInput, MediaPipelineInput, PipelineResult
 from nexus.media.repository import media_prefix, record
 from nexus.runtime import Runtime
 
@@ -59,13 +59,6 @@ async def start_pipeline(client: Client, runtime: Runtime, media: MediaItem, job
 async def start_run(client: Client, inp: MediaPipelineInput, workflow_id: str) -> WorkflowHandle[Any, PipelineResult]:
     """Start one run of the pipeline by name: a retry reuses the workflow id, and the run is searchable in the
     Temporal UI by user, media item and stage from its first moment."""
-    try:
-        return await _start(client, inp, workflow_id)
-    except RPCError as exc:
-        raise Unavailable("Temporal", exc.message) from exc
-
-
-async def _start(client: Client, inp: MediaPipelineInput, workflow_id: str) -> WorkflowHandle[Any, PipelineResult]:
     return await client.start_workflow(
         MEDIA_PIPELINE_WORKFLOW,
         inp,
@@ -273,7 +266,7 @@ async def ensure_schedules(client: Client, runtime: Runtime) -> None:
         sid = schedule_id(runtime.settings.task_queue_prefix, name)
         action = ScheduleActionStartWorkflow(
             workflow_name,
-            ReconcileInput(queues=runtime.queues),
+            MaintenanceInput(queues=runtime.queues),
             id=f"{sid}-run",
             task_queue=runtime.queues.workflows,
             execution_timeout=min(every * 10, timedelta(minutes=30)),

@@ -10,7 +10,7 @@ import httpx
 from api.app import create_app
 from nexus.core.db import make_engine
 from nexus.runtime import Runtime
-from tests.api.test_authorization import app_routes
+from tests.api.test_authorization import PARAM, app_routes
 from tests.harness import free_port
 
 
@@ -26,9 +26,7 @@ async def test_every_route_answers_503_while_the_database_is_down(runtime: Runti
             for route in app_routes():
                 if not route.path.startswith("/api") or not hasattr(route, "methods"):
                     continue
-                url = route.path
-                for name in ("media_id", "job_id", "turn_id", "conversation_id", "persona_id", "key_id", "memory_id"):
-                    url = url.replace("{" + name + "}", str(uuid.uuid4()))
+                url = PARAM.sub(lambda _: str(uuid.uuid4()), route.path)
                 for method in sorted(route.methods - {"HEAD", "OPTIONS"}):
                     resp = await api.request(method, url, headers=headers, json={})
                     answers[f"{method} {route.path}"] = (resp.status_code, resp.headers.get("retry-after", ""))

@@ -105,7 +105,7 @@ async def test_a_retry_that_cannot_start_leaves_the_job_failed_with_the_reason(
     async def refused(*_: object) -> None:
         raise RPCError("the frontend went away", RPCStatusCode.UNAVAILABLE, b"")
 
-    monkeypatch.setattr(service, "_start", refused)  # Temporal answers describe, then refuses the start
+    monkeypatch.setattr(service, "start_run", refused)  # Temporal answers describe, then refuses the start
     resp = await api.post(f"/api/jobs/{job.id}/retry", headers=owner.headers)
     assert resp.status_code == 503 and "the frontend went away" in resp.json()["detail"]
     after = await fresh(runtime, job)

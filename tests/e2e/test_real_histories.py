@@ -10,33 +10,19 @@ intended change, keeping the old files while old runs may still be open) with:
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import httpx
-from temporalio.client import Client, WorkflowHistory
+from temporalio.client import Client
 
 from tests.conftest import MakeAccount, chat_turn
 from tests.e2e.test_media_pipeline import ingest_upload
-from tests.workflows.scenarios import HISTORIES
+from tests.workflows.scenarios import HISTORIES, history_json
 from tests.workflows.test_replay import replayer
 
 REAL = HISTORIES / "real"
 RECORD = os.environ.get("NEXUS_RECORD_REAL_HISTORIES") == "1"
-
-
-def scrubbed(history: WorkflowHistory) -> str:
-    """The history minus failures' stack traces (this machine's paths; replay never reads them)."""
-
-    def strip(node: object) -> object:
-        if isinstance(node, dict):
-            return {k: strip(v) for k, v in node.items() if k != "stackTrace"}
-        if isinstance(node, list):
-            return [strip(v) for v in node]
-        return node
-
-    return json.dumps(strip(json.loads(history.to_json())), indent=1) + "\n"
 
 
 async def test_real_runs_replay_against_the_current_code(
@@ -55,4 +41,4 @@ async def test_real_runs_replay_against_the_current_code(
         assert result.replay_failure is None, f"{name}: {result.replay_failure!r}"
         if RECORD:
             REAL.mkdir(exist_ok=True)
-            (REAL / f"{name}.json").write_text(scrubbed(history))
+            (REAL / f"{name}.json").write_text(history_json(history))

@@ -7,12 +7,13 @@ change to a workflow's commands (and keep the old files where running workflows 
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowHistory
 from temporalio.exceptions import ApplicationError
 
 from tests.workflows.mocks import (
@@ -28,6 +29,19 @@ from tests.workflows.mocks import (
 )
 
 HISTORIES = Path(__file__).parent / "histories"
+
+
+def history_json(history: WorkflowHistory) -> str:
+    """A history as committed: without failures' stack traces (this machine's paths; replay never reads them)."""
+
+    def strip(node: object) -> object:
+        if isinstance(node, dict):
+            return {key: strip(value) for key, value in node.items() if key != "stackTrace"}
+        if isinstance(node, list):
+            return [strip(value) for value in node]
+        return node
+
+    return json.dumps(strip(json.loads(history.to_json())), indent=2) + "\n"
 
 
 async def _media(client: Client, name: str, fakes: MediaFakes) -> WorkflowHandle:
