@@ -11,7 +11,7 @@ from api import errors
 from api.access_log import AccessLog
 from api.deps import bearer_scheme
 from api.limits import RequestLimits
-from api.routes import account, chat, health, jobs, media, search
+from api.routes import account, auth, chat, health, jobs, media, search
 from api.security import SecurityHeaders, StrictCORS
 from nexus.core.settings import Settings, get_settings
 from nexus.runtime import Runtime
@@ -33,7 +33,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app = FastAPI(
         title="Nexus",
         version="0.1.0",
-        description="Self-hosted AI-workspace backend. Authenticate with `Authorization: Bearer <api key>`.",
+        description=(
+            "Self-hosted AI-workspace backend. Authenticate with `Authorization: Bearer <api key>`, or in a browser "
+            "with the `nexus_session` cookie from `/auth/google/start` or `POST /auth/session` (state changes then "
+            "need the `X-CSRF-Token` header)."
+        ),
         lifespan=lifespan,
     )
     app.add_middleware(
@@ -54,4 +58,5 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     for router in (account.router, media.router, jobs.router, search.router, chat.router):
         app.include_router(router, dependencies=documented)
     app.include_router(jobs.ws_router)
+    app.include_router(auth.router)
     return app

@@ -2,7 +2,20 @@
 
 from models.base import OwnedModel, TimestampedModel
 from models.chat import ChatTurn, Conversation, Message, Persona, TurnEvent
-from models.identity import ApiKey, AuditLog, Role, Session, User, Workspace, WorkspaceMember, WsTicket
+from models.identity import (
+    ApiKey,
+    AuditLog,
+    OAuthState,
+    RateLimitHit,
+    Role,
+    Session,
+    User,
+    UserIdentity,
+    Workspace,
+    WorkspaceMember,
+    WsTicket,
+)
+from models.integrations import Integration, IntegrationStatus
 from models.media import (
     JobEvent,
     MediaChunk,
@@ -18,14 +31,18 @@ __all__ = [
     "AuditLog",
     "ChatTurn",
     "Conversation",
+    "Integration",
+    "IntegrationStatus",
     "JobEvent",
     "MediaChunk",
     "MediaItem",
     "MediaJob",
     "MediaStatus",
     "Message",
+    "OAuthState",
     "OwnedModel",
     "Persona",
+    "RateLimitHit",
     "Role",
     "Session",
     "SourceType",
@@ -33,6 +50,7 @@ __all__ = [
     "TranscriptSegment",
     "TurnEvent",
     "User",
+    "UserIdentity",
     "Workspace",
     "WorkspaceMember",
     "WsTicket",

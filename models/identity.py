@@ -9,9 +9,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlmodel import Field
+from sqlmodel import Field, SQLModel
 
-from models.base import TimestampedModel
+from models.base import TimestampedModel, utcnow
+from nexus.core.crypto import EncryptedSecret, Sealed
 
 
 class Role(enum.StrEnum):
@@ -44,14 +45,57 @@ class ApiKey(TimestampedModel, table=True):
 
 
 class Session(TimestampedModel, table=True):
-    """Browser sessions (cookie auth arrives with OAuth login); the token is stored hashed like API keys."""
+    """A browser session behind the `nexus_session` cookie. Only a digest of the token is stored; `expires_at` is
+    the absolute end, `last_seen_at` + the idle lifetime the other."""
 
     __tablename__ = "sessions"
 
     user_id: uuid.UUID = Field(foreign_key="users.id", index=True, nullable=False, ondelete="CASCADE")
     token_hash: str = Field(sa_column=sa.Column(sa.String(64), unique=True, nullable=False))
     expires_at: datetime = Field(sa_type=sa.DateTime(timezone=True), nullable=False)
+    last_seen_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False)
+    user_agent: str | None = Field(default=None, max_length=400)
+    ip: str | None = Field(default=None, max_length=64)
     data: dict[str, Any] = Field(default_factory=dict, sa_column=sa.Column(JSONB, nullable=False))
+
+
+class UserIdentity(TimestampedModel, table=True):
+    """A sign-in identity at an OpenID Connect provider, linked to one user by the provider's subject."""
+
+    __tablename__ = "user_identities"
+    __table_args__ = (sa.UniqueConstraint("provider", "subject"),)
+
+    user_id: uuid.UUID = Field(foreign_key="users.id", index=True, nullable=False, ondelete="CASCADE")
+    provider: str = Field(max_length=32)
+    subject: str = Field(max_length=255)
+    email: str | None = Field(default=None, max_length=320)
+
+
+class OAuthState(TimestampedModel, table=True):
+    """One authorization request in flight, kept server-side (not in a signed cookie, which is where Authlib's
+    state goes missing): single use, short-lived, and bound to the browser that started it."""
+
+    __tablename__ = "oauth_states"
+
+    state_hash: str = Field(sa_column=sa.Column(sa.String(64), unique=True, nullable=False))
+    browser_hash: str = Field(max_length=64)
+    purpose: str = Field(max_length=16)  # "signin" or "connect"
+    provider: str = Field(max_length=32)
+    user_id: uuid.UUID | None = Field(default=None, foreign_key="users.id", ondelete="CASCADE")
+    nonce: str | None = Field(default=None, max_length=128)
+    code_verifier: Sealed = Field(sa_column=sa.Column(EncryptedSecret(), nullable=False))
+    redirect_to: str | None = Field(default=None, max_length=2000)
+    expires_at: datetime = Field(sa_type=sa.DateTime(timezone=True), nullable=False, index=True)
+
+
+class RateLimitHit(SQLModel, table=True):
+    """Attempts per key and fixed one-minute window, shared by every API process."""
+
+    __tablename__ = "rate_limits"
+
+    key: str = Field(primary_key=True, max_length=200)
+    window_start: datetime = Field(primary_key=True, sa_type=sa.DateTime(timezone=True))
+    count: int = Field(default=0, nullable=False)
 
 
 class WsTicket(TimestampedModel, table=True):
@@ -93,3 +137,6 @@ class AuditLog(TimestampedModel, table=True):
     target_type: str | None = Field(default=None, max_length=50)
     target_id: str | None = Field(default=None, max_length=100)
     details: dict[str, Any] = Field(default_factory=dict, sa_column=sa.Column(JSONB, nullable=False))
+    outcome: str = Field(default="success", max_length=16)
+    ip: str | None = Field(default=None, max_length=64)
+    user_agent: str | None = Field(default=None, max_length=400)

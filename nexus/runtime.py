@@ -10,6 +10,7 @@ from functools import cached_property
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
+from nexus.core import crypto
 from nexus.core.db import make_engine, resolve_database_url
 from nexus.core.orchestration import TaskQueues
 from nexus.core.settings import Settings
@@ -35,6 +36,7 @@ class Runtime:
     @classmethod
     def build(cls, settings: Settings, *, client: Client | None = None) -> Runtime:
         url = resolve_database_url(settings)
+        crypto.configure(settings)
         return cls(
             settings=settings,
             engine=make_engine(

@@ -82,7 +82,9 @@ async def workers(runtime: Runtime) -> AsyncIterator[None]:
 async def live_api(runtime: Runtime, workers: None) -> AsyncIterator[LiveServer]:
     from tests.harness import free_port
 
-    async with LiveServer(create_app(runtime.settings, runtime), free_port()) as server:
+    port = free_port()
+    runtime.settings.public_url = f"http://127.0.0.1:{port}"  # sign-in redirects and trusted origins
+    async with LiveServer(create_app(runtime.settings, runtime), port) as server:
         async with httpx.AsyncClient(base_url=server.url) as probe:
             resp = await wait_ready(probe)
             assert resp.status_code == 200, resp.text

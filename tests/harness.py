@@ -45,6 +45,8 @@ def isolated_settings(data_dir: Path, **overrides: object) -> Settings:
         "temporal_metrics_port": free_port(),
         "task_queue_prefix": f"test-{uuid.uuid4().hex[:8]}",
         "allow_private_urls": True,
+        # Suites fire hundreds of deliberate bad-key requests from one address; the limit's own test lowers it.
+        "auth_rate_limit_per_minute": 100_000,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

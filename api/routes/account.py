@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlmodel import col
 
-from api.deps import CurrentUser, SessionDep
-from models import ApiKey, Role, Workspace, WorkspaceMember
+from api.deps import CurrentUser, SessionDep, client_info
+from models import ApiKey, AuditLog, Role, Workspace, WorkspaceMember
 from nexus.identity.service import issue_api_key, issue_ws_ticket, revoke_api_key
+from nexus.identity.sessions import list_sessions, revoke_session
 
 router = APIRouter(prefix="/api", tags=["account"])
 
@@ -62,15 +64,15 @@ async def list_keys(user: CurrentUser, session: SessionDep) -> list[ApiKeyOut]:
 
 
 @router.post("/apikeys", status_code=status.HTTP_201_CREATED)
-async def create_key(body: ApiKeyCreate, user: CurrentUser, session: SessionDep) -> ApiKeyCreated:
-    issued = await issue_api_key(session, user, name=body.name)
+async def create_key(body: ApiKeyCreate, request: Request, user: CurrentUser, session: SessionDep) -> ApiKeyCreated:
+    issued = await issue_api_key(session, user, name=body.name, client=client_info(request))
     key = await session.get(ApiKey, issued.id)
     return ApiKeyCreated(**ApiKeyOut.model_validate(key, from_attributes=True).model_dump(), token=issued.token)
 
 
 @router.delete("/apikeys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def revoke_key(key_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> None:
-    if not await revoke_api_key(session, user, key_id):
+async def revoke_key(key_id: uuid.UUID, request: Request, user: CurrentUser, session: SessionDep) -> None:
+    if not await revoke_api_key(session, user, key_id, client_info(request)):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such API key")
 
 
@@ -95,3 +97,70 @@ async def list_workspaces(user: CurrentUser, session: SessionDep) -> list[Worksp
         .order_by(col(Workspace.created_at))
     )
     return [WorkspaceOut(id=w.id, name=w.name, slug=w.slug, role=Role(role)) for w, role in rows]
+
+
+class SessionOut(BaseModel):
+    id: uuid.UUID
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+    user_agent: str | None
+    ip: str | None
+    current: bool = Field(description="The session this request came with.")
+
+
+@router.get("/sessions")
+async def sessions(request: Request, user: CurrentUser, session: SessionDep) -> list[SessionOut]:
+    """The caller's live browser sessions, most recently used first."""
+    current = getattr(request.state, "session_id", None)
+    return [
+        SessionOut(
+            id=s.id,
+            created_at=s.created_at,
+            last_seen_at=s.last_seen_at,
+            expires_at=s.expires_at,
+            user_agent=s.user_agent,
+            ip=s.ip,
+            current=s.id == current,
+        )
+        for s in await list_sessions(session, user)
+    ]
+
+
+@router.delete("/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def end_session(session_id: uuid.UUID, request: Request, user: CurrentUser, session: SessionDep) -> None:
+    """Sign a session out (e.g. a lost laptop). Only the caller's own sessions are found."""
+    if not await revoke_session(session, user, session_id, client_info(request)):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such session")
+
+
+class AuditOut(BaseModel):
+    id: uuid.UUID
+    created_at: datetime
+    user_id: uuid.UUID | None
+    action: str
+    outcome: str
+    target_type: str | None
+    target_id: str | None
+    ip: str | None
+    user_agent: str | None
+    details: dict[str, Any]
+
+
+@router.get("/audit")
+async def audit_events(
+    user: CurrentUser,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    action: Annotated[str | None, Query(max_length=100, description="Only this action, e.g. `signin`.")] = None,
+    everyone: Annotated[bool, Query(description="Admins: every user's events (and those of no user).")] = False,
+) -> list[AuditOut]:
+    """Security events, newest first: the caller's own; an admin may ask for everyone's."""
+    if everyone and not user.is_admin:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "only an admin can see everyone's events")
+    query = select(AuditLog).order_by(col(AuditLog.created_at).desc()).limit(limit)
+    if not everyone:
+        query = query.where(col(AuditLog.user_id) == user.id)
+    if action:
+        query = query.where(col(AuditLog.action) == action)
+    return [AuditOut.model_validate(e, from_attributes=True) for e in (await session.execute(query)).scalars()]

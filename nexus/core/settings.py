@@ -79,6 +79,38 @@ class Settings(BaseSettings):
     # Mem0 fact extraction: None = on when a generative provider is configured (else memories are stored verbatim).
     memory_infer: bool | None = None
 
+    # Secrets at rest: `kid=base64key,...` (first is primary). Unset: a key file in the data dir (0600).
+    secret_keys: SecretStr | None = None
+
+    # Where the API is reached from outside (OAuth redirect URIs, cookie Secure flag) and where browsers are
+    # sent after sign-in. Unset public URL: the API's own address.
+    public_url: str | None = None
+    frontend_url: str | None = None
+    # Sign-in with Google, or any OpenID Connect provider at `google_discovery_url`. Unset client id: off.
+    google_client_id: str | None = None
+    google_client_secret: SecretStr | None = None
+    google_discovery_url: str = "https://accounts.google.com/.well-known/openid-configuration"
+    google_api_url: str = "https://www.googleapis.com"
+    google_scopes: list[str] = Field(
+        default_factory=lambda: ["https://www.googleapis.com/auth/drive.readonly"],
+        description="Scopes asked for when connecting Google as an integration (on top of openid email profile).",
+    )
+    spotify_client_id: str | None = None
+    spotify_client_secret: SecretStr | None = None
+    spotify_authorize_url: str = "https://accounts.spotify.com/authorize"
+    spotify_token_url: str = "https://accounts.spotify.com/api/token"
+    spotify_api_url: str = "https://api.spotify.com"
+    spotify_scopes: list[str] = Field(default_factory=lambda: ["user-read-email", "user-read-private"])
+    oauth_timeout_s: float = Field(default=15.0, gt=0)
+    # Browser sessions: idle and absolute lifetimes.
+    session_idle_minutes: float = Field(default=60 * 24 * 7, gt=0)
+    session_absolute_hours: float = Field(default=24 * 30, gt=0)
+    # Sign-in attempts, session exchanges and failed API keys, per IP and per account, per minute.
+    auth_rate_limit_per_minute: int = Field(default=10, ge=1)
+    # Token refresh: how long before expiry a token is refreshed, and the spread of jitter around it.
+    refresh_margin_s: float = Field(default=300, ge=0)
+    refresh_jitter_s: float = Field(default=60, ge=0)
+
     log_level: str = "info"
 
     def concurrency(self, queue: str) -> int:
@@ -121,6 +153,38 @@ class Settings(BaseSettings):
     @property
     def temporal_db_file(self) -> Path:
         return self.data_dir / "temporal.db"
+
+    @property
+    def secret_keys_file(self) -> Path:
+        return self.data_dir / "secret-keys"
+
+    @property
+    def public_base_url(self) -> str:
+        return (self.public_url or self.api_base_url).rstrip("/")
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies are `Secure` unless the API is reached over plain http on a loopback host (local dev)."""
+        from urllib.parse import urlsplit
+
+        url = urlsplit(self.public_base_url)
+        return not (url.scheme == "http" and url.hostname in ("127.0.0.1", "localhost", "::1"))
+
+    @property
+    def trusted_origins(self) -> set[str]:
+        """Origins a cookie-authenticated browser request may come from (CSRF), and sign-in may return to."""
+        from urllib.parse import urlsplit
+
+        def origin(url: str) -> str:
+            parts = urlsplit(url)
+            return f"{parts.scheme}://{parts.netloc}".lower()
+
+        urls = [self.public_base_url, *(self.cors_origins or [])] + ([self.frontend_url] if self.frontend_url else [])
+        return {origin(u) for u in urls if u and u != "*"}
+
+    @property
+    def signin_enabled(self) -> bool:
+        return bool(self.google_client_id)
 
     @property
     def cache_dir(self) -> Path:

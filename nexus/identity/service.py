@@ -13,8 +13,9 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from models import ApiKey, AuditLog, Role, User, Workspace, WorkspaceMember, WsTicket
+from models import ApiKey, Role, User, Workspace, WorkspaceMember, WsTicket
 from models.base import utcnow
+from nexus.identity.audit import NO_CLIENT, ClientInfo, record
 
 KEY_PREFIX = "nx_"
 _PREFIX_LEN = 8  # random chars after "nx_" that stay visible
@@ -36,7 +37,8 @@ class IssuedKey:
     token: str
 
 
-def _digest(token: str) -> str:
+def digest(token: str) -> str:
+    """How every bearer secret (API key, session, ticket, OAuth state) is stored: SHA-256, never the token."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -63,17 +65,19 @@ async def create_user(session: AsyncSession, email: str, *, name: str | None = N
     session.add(workspace)
     await session.flush()
     session.add(WorkspaceMember(workspace_id=workspace.id, user_id=user.id, role=Role.owner))
-    session.add(AuditLog(user_id=user.id, action="user.create", target_type="user", target_id=str(user.id)))
+    record(session, "user.create", user_id=user.id, target_type="user", target_id=str(user.id))
     await session.flush()
     return user
 
 
-async def issue_api_key(session: AsyncSession, user: User, *, name: str = "default") -> IssuedKey:
+async def issue_api_key(
+    session: AsyncSession, user: User, *, name: str = "default", client: ClientInfo = NO_CLIENT
+) -> IssuedKey:
     visible = KEY_PREFIX + secrets.token_hex(_PREFIX_LEN // 2)
     token = f"{visible}_{secrets.token_urlsafe(32)}"
-    key = ApiKey(user_id=user.id, name=name, prefix=visible, key_hash=_digest(token))
+    key = ApiKey(user_id=user.id, name=name, prefix=visible, key_hash=digest(token))
     session.add(key)
-    session.add(AuditLog(user_id=user.id, action="apikey.create", target_type="api_key", target_id=visible))
+    record(session, "apikey.create", user_id=user.id, target_type="api_key", target_id=visible, client=client)
     await session.flush()
     return IssuedKey(id=key.id, prefix=visible, token=token)
 
@@ -93,7 +97,7 @@ async def authenticate_api_key(session: AsyncSession, token: str) -> User | None
     if row is None:
         return None
     key, user = row
-    if not hmac.compare_digest(key.key_hash, _digest(token)):
+    if not hmac.compare_digest(key.key_hash, digest(token)):
         return None
     now = utcnow()
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
@@ -115,7 +119,7 @@ async def issue_ws_ticket(session: AsyncSession, user: User) -> tuple[str, datet
     await session.execute(delete(WsTicket).where(col(WsTicket.expires_at) < now))
     token = WS_TICKET_PREFIX + secrets.token_urlsafe(32)
     expires = now + WS_TICKET_TTL
-    session.add(WsTicket(user_id=user.id, token_hash=_digest(token), expires_at=expires))
+    session.add(WsTicket(user_id=user.id, token_hash=digest(token), expires_at=expires))
     await session.flush()
     return token, expires
 
@@ -127,7 +131,7 @@ async def redeem_ws_ticket(session: AsyncSession, token: str) -> User | None:
     user_id = (
         await session.execute(
             delete(WsTicket)
-            .where(col(WsTicket.token_hash) == _digest(token), col(WsTicket.expires_at) > utcnow())
+            .where(col(WsTicket.token_hash) == digest(token), col(WsTicket.expires_at) > utcnow())
             .returning(col(WsTicket.user_id))
         )
     ).scalar_one_or_none()
@@ -137,7 +141,7 @@ async def redeem_ws_ticket(session: AsyncSession, token: str) -> User | None:
     return user if user is not None and user.is_active else None
 
 
-async def revoke_api_key(session: AsyncSession, user: User, key_id: uuid.UUID) -> bool:
+async def revoke_api_key(session: AsyncSession, user: User, key_id: uuid.UUID, client: ClientInfo = NO_CLIENT) -> bool:
     key = (
         await session.execute(select(ApiKey).where(col(ApiKey.id) == key_id, col(ApiKey.user_id) == user.id))
     ).scalar_one_or_none()
@@ -145,7 +149,7 @@ async def revoke_api_key(session: AsyncSession, user: User, key_id: uuid.UUID) -
         return False
     if key.revoked_at is None:
         key.revoked_at = utcnow()
-        session.add(AuditLog(user_id=user.id, action="apikey.revoke", target_type="api_key", target_id=key.prefix))
+        record(session, "apikey.revoke", user_id=user.id, target_type="api_key", target_id=key.prefix, client=client)
     return True
 
 

@@ -12,13 +12,17 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.routing import APIRoute, APIWebSocketRoute, iter_route_contexts
+from sqlalchemy import select
+from sqlmodel import col
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from api.app import create_app
-from models import ChatTurn, Conversation, MediaItem, MediaJob, Message, Persona, SourceType
+from models import ChatTurn, Conversation, MediaItem, MediaJob, Message, Persona, Session, SourceType
 from nexus.core.db import session_scope
+from nexus.identity.audit import ClientInfo
 from nexus.identity.service import issue_api_key, personal_workspace
+from nexus.identity.sessions import create_session
 from nexus.runtime import Runtime
 from tests.conftest import Account, MakeAccount
 from tests.harness import LiveServer
@@ -75,6 +79,8 @@ async def rows(runtime: Runtime, owner: Account) -> dict[str, str]:
         )
         session.add(turn)
         key = await issue_api_key(session, owner.user, name="second")
+        await create_session(session, owner.user, ClientInfo(), method="test")
+        browser = (await session.execute(select(Session).where(col(Session.user_id) == owner.user.id))).scalar_one()
     await runtime.memory.add(owner.user.id, "my locker code is 4711", {"conversation_id": str(conversation.id)})
     memory_id = (await runtime.memory.list(owner.user.id))[0].id
     return {
@@ -85,12 +91,13 @@ async def rows(runtime: Runtime, owner: Account) -> dict[str, str]:
         "persona_id": str(persona.id),
         "key_id": str(key.id),
         "memory_id": memory_id,
+        "session_id": str(browser.id),
     }
 
 
 def test_every_id_parameter_is_covered() -> None:
     params = {p for _, path in id_routes() for p in PARAM.findall(path)}
-    known = {"media_id", "job_id", "turn_id", "conversation_id", "persona_id", "key_id", "memory_id"}
+    known = {"media_id", "job_id", "turn_id", "conversation_id", "persona_id", "key_id", "memory_id", "session_id"}
     assert params <= known, f"routes take ids the matrix cannot build rows for: {params - known}"
     assert len(id_routes()) >= 15
 
@@ -116,6 +123,7 @@ async def test_another_user_gets_404_on_every_id_route(
     keys = (await api.get("/api/apikeys", headers=owner.headers)).json()
     assert all(k["revoked_at"] is None for k in keys)
     assert len((await api.get("/api/memories", headers=owner.headers)).json()) == 1
+    assert len((await api.get("/api/sessions", headers=owner.headers)).json()) == 1
 
 
 async def test_websocket_routes_refuse_other_users_and_missing_keys(
