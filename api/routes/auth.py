@@ -3,8 +3,9 @@ profile and CSRF token. Sessions live server-side; the browser holds an HttpOnly
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -65,7 +66,7 @@ def safe_redirect(target: str | None, settings: Settings) -> str:
     if not parts.scheme and not parts.netloc:
         if not target.startswith("/") or target.startswith(("//", "/\\")) or "\\" in target or "\n" in target:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, "`next` must be a path starting with a single /")
-        return urljoin(base, target)
+        return base + target[1:]  # a path on the frontend, wherever the frontend is mounted
     if f"{parts.scheme}://{parts.netloc}".lower() in settings.trusted_origins and parts.scheme in ("http", "https"):
         return target
     raise HTTPException(status.HTTP_400_BAD_REQUEST, "`next` must be a relative path or a URL on a configured origin")
@@ -182,24 +183,23 @@ async def google_callback(
 
     async def refuse(reason: str, code_: int = status.HTTP_400_BAD_REQUEST) -> JSONResponse:
         await audit.record_now(runtime.engine, "signin", outcome="failure", client=client, details={"reason": reason})
-        response = JSONResponse({"detail": f"sign-in failed: {reason}"}, status_code=code_)
-        response.delete_cookie(oauth.BROWSER_COOKIE, path="/")
-        return response
+        # The flow cookie stays: a forged callback must not break the browser's own sign-in in flight.
+        return JSONResponse({"detail": f"sign-in failed: {reason}"}, status_code=code_)
 
-    # Consume the state in a transaction of its own: whatever happens next, it cannot be used again.
+    if error:  # the user declined, or the provider refused the request (some providers omit the state here)
+        with contextlib.suppress(oauth.OAuthFlowError):
+            await oauth.complete(runtime.engine, state=state, browser_secret=None, purpose="", provider="")
+        return await refuse(f"the provider answered {error[:64]}")
     try:
-        async with session_scope(runtime.engine) as session:
-            row, verifier = await oauth.complete(
-                session,
-                state=state,
-                browser_secret=request.cookies.get(oauth.BROWSER_COOKIE),
-                purpose="signin",
-                provider=oidc.SIGNIN_PROVIDER,
-            )
+        row, verifier = await oauth.complete(
+            runtime.engine,
+            state=state,
+            browser_secret=request.cookies.get(oauth.BROWSER_COOKIE),
+            purpose="signin",
+            provider=oidc.SIGNIN_PROVIDER,
+        )
     except oauth.OAuthFlowError as exc:
         return await refuse(str(exc))
-    if error:
-        return await refuse(f"the provider answered {error[:64]}")
     if not code:
         return await refuse("the callback has no authorization code")
     meta = await _metadata(settings)

@@ -8,6 +8,7 @@ Authlib builds the requests (PKCE S256, client authentication); nothing here log
 
 from __future__ import annotations
 
+import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -16,13 +17,14 @@ from typing import Any
 
 import httpx
 from authlib.integrations.httpx_client import AsyncOAuth2Client
-from sqlalchemy import delete, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
 
 from models import OAuthState
 from models.base import new_id, utcnow
 from nexus.core.crypto import Sealed
+from nexus.core.db import session_scope
 from nexus.identity.service import digest
 
 STATE_TTL = timedelta(minutes=10)
@@ -156,33 +158,27 @@ async def begin(
 
 
 async def complete(
-    session: AsyncSession, *, state: str | None, browser_secret: str | None, purpose: str, provider: str
+    engine: AsyncEngine, *, state: str | None, browser_secret: str | None, purpose: str, provider: str
 ) -> tuple[OAuthState, str]:
     """Consume the authorization request a callback answers; its row and the PKCE verifier. Single use: the row
-    is deleted whatever happens next, so a replayed callback finds nothing."""
+    is deleted (and committed) before any check, so whatever the outcome, the state cannot be used again."""
     if not state:
         raise OAuthFlowError("the callback has no state parameter")
-    row = (
-        await session.execute(
-            delete(OAuthState).where(col(OAuthState.state_hash) == digest(state)).returning(OAuthState)
-        )
-    ).scalar_one_or_none()
+    async with session_scope(engine) as session:
+        row = (
+            await session.execute(
+                delete(OAuthState).where(col(OAuthState.state_hash) == digest(state)).returning(OAuthState)
+            )
+        ).scalar_one_or_none()
     if row is None:
         raise OAuthFlowError("unknown or already used sign-in state: start again")
     if row.expires_at <= utcnow():
         raise OAuthFlowError("the sign-in took longer than 10 minutes: start again")
     if row.purpose != purpose or row.provider != provider:
         raise OAuthFlowError("this state belongs to another flow: start again")
-    if not browser_secret or digest(browser_secret) != row.browser_hash:
+    if not browser_secret or not hmac.compare_digest(digest(browser_secret), row.browser_hash):
         raise OAuthFlowError("this sign-in was started in another browser (or its cookie expired): start again")
     return row, row.code_verifier.open(verifier_context(row.id))
-
-
-async def pending(session: AsyncSession, state: str) -> OAuthState | None:
-    """Peek at a request without consuming it (to learn which flow a callback belongs to)."""
-    return (
-        await session.execute(select(OAuthState).where(col(OAuthState.state_hash) == digest(state)))
-    ).scalar_one_or_none()
 
 
 async def exchange_code(config: ClientConfig, code: str, verifier: str) -> dict[str, Any]:

@@ -7,6 +7,8 @@ provider's JWKS (re-fetched once when it meets a new key id, for key rollover), 
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -94,6 +96,22 @@ async def _keys(jwks_uri: str, timeout: float, *, refresh: bool = False) -> KeyS
     return _jwks[jwks_uri]
 
 
+def _header(compact: str) -> dict[str, Any]:
+    try:
+        header = json.loads(base64.urlsafe_b64decode(compact.split(".")[0] + "=" * (-len(compact.split(".")[0]) % 4)))
+    except (ValueError, IndexError) as exc:
+        raise OAuthFlowError("the ID token is not a JWT") from exc
+    return header if isinstance(header, dict) else {}
+
+
+def _has_kid(keys: KeySet, kid: str) -> bool:
+    try:
+        keys.get_by_kid(kid)
+    except (ValueError, KeyError, JoseError):
+        return False
+    return True
+
+
 async def verify_id_token(
     id_token: str, *, meta: dict[str, Any], client_id: str, nonce: str | None, timeout: float
 ) -> dict[str, Any]:
@@ -101,11 +119,12 @@ async def verify_id_token(
     algorithms = meta.get("id_token_signing_alg_values_supported") or ["RS256"]
     algorithms = [a for a in algorithms if a != "none"]
     try:
-        try:
-            token = jwt.decode(id_token, await _keys(meta["jwks_uri"], timeout), algorithms=algorithms)
-        except (JoseError, ValueError):
+        keys = await _keys(meta["jwks_uri"], timeout)
+        kid = _header(id_token).get("kid")
+        if kid and not _has_kid(keys, kid):
             # A key id we have not seen: the provider may have rolled its keys since we fetched them.
-            token = jwt.decode(id_token, await _keys(meta["jwks_uri"], timeout, refresh=True), algorithms=algorithms)
+            keys = await _keys(meta["jwks_uri"], timeout, refresh=True)
+        token = jwt.decode(id_token, keys, algorithms=algorithms)
         claims = dict(token.claims)
         jwt.JWTClaimsRegistry(
             leeway=CLOCK_SKEW_S,
