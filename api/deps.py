@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 from temporalio.client import Client
 
-from models import ChatTurn, Conversation, MediaItem, MediaJob, Persona, User
+from models import ChatTurn, Conversation, Integration, MediaItem, MediaJob, Persona, User
 from models.base import OwnedModel
 from nexus.core.db import session_scope
 from nexus.core.errors import Unavailable
@@ -236,3 +236,9 @@ WritableConversation = Annotated[
 ]
 ReadablePersona = Annotated[Persona, Depends(resource(Persona, "persona_id", "persona", Action.read))]
 WritablePersona = Annotated[Persona, Depends(resource(Persona, "persona_id", "persona", Action.write))]
+ReadableIntegration = Annotated[
+    Integration, Depends(resource(Integration, "integration_id", "integration", Action.read))
+]
+WritableIntegration = Annotated[
+    Integration, Depends(resource(Integration, "integration_id", "integration", Action.write))
+]

@@ -28,22 +28,33 @@ def workflows_for(queue: Queue) -> list[type]:
     """Workflows are orchestration only and cheap: they run on their own queue, so a busy cpu worker (ffmpeg,
     embeddings) never delays a workflow task."""
     from workflows.chat import ChatTurnWorkflow
+    from workflows.integrations import TokenRefreshSweepWorkflow, TokenRefreshWorkflow
     from workflows.maintenance import ReconcileJobsWorkflow, SweepOrphansWorkflow
     from workflows.media import MediaPipelineWorkflow
 
     if queue is not Queue.workflows:
         return []
-    return [MediaPipelineWorkflow, ChatTurnWorkflow, ReconcileJobsWorkflow, SweepOrphansWorkflow]
+    return [
+        MediaPipelineWorkflow,
+        ChatTurnWorkflow,
+        ReconcileJobsWorkflow,
+        SweepOrphansWorkflow,
+        TokenRefreshWorkflow,
+        TokenRefreshSweepWorkflow,
+    ]
 
 
 def activities_for(queue: Queue, runtime: Runtime) -> list[Callable[..., Any]]:
     from activities.chat import ChatActivities
+    from activities.integrations import IntegrationActivities
     from activities.media import MediaActivities
 
-    media, chat = MediaActivities(runtime), ChatActivities(runtime)
+    media, chat, integrations = MediaActivities(runtime), ChatActivities(runtime), IntegrationActivities(runtime)
     by_queue: dict[Queue, list[Callable[..., Any]]] = {
         # Local activities run in the worker that runs the workflow: stage bookkeeping and chat context.
-        Queue.workflows: [media.set_stage, chat.context, chat.finish],
+        # Token refreshes are short network calls: here, a busy cpu queue (an hour of ffmpeg) never lets a token
+        # expire, and at most `workflows_concurrency` run at once per worker.
+        Queue.workflows: [media.set_stage, chat.context, chat.finish, integrations.refresh, integrations.sweep],
         Queue.cpu: [
             media.fetch_media,
             media.fingerprint_media,
@@ -75,7 +86,7 @@ async def run_workers(runtime: Runtime, queues: Sequence[Queue]) -> None:
     """Run one worker per queue in this process until cancelled (SIGINT/SIGTERM)."""
     client = await runtime.temporal()
     if Queue.workflows in queues:
-        from nexus.media.service import ensure_schedules
+        from nexus.ops.schedules import ensure_schedules
 
         await ensure_schedules(client, runtime)
     workers = [build_worker(client, runtime, q) for q in queues]

@@ -42,6 +42,8 @@ MEDIA_PIPELINE_WORKFLOW = "MediaPipeline"
 CHAT_TURN_WORKFLOW = "ChatTurn"
 RECONCILE_JOBS_WORKFLOW = "ReconcileJobs"
 SWEEP_ORPHANS_WORKFLOW = "SweepOrphans"
+TOKEN_REFRESH_WORKFLOW = "TokenRefresh"
+TOKEN_REFRESH_SWEEP_WORKFLOW = "TokenRefreshSweep"
 
 
 def schedule_id(task_queue_prefix: str, name: str) -> str:
@@ -53,6 +55,11 @@ def media_workflow_id(media_id: object) -> str:
     return f"media-{media_id}"
 
 
+def integration_workflow_id(integration_id: object) -> str:
+    """One refresh workflow per integration: the id is the lock that makes it the only writer of its tokens."""
+    return f"integration-{integration_id}"
+
+
 def chat_turn_workflow_id(conversation_id: object, turn: int) -> str:
     return f"chat-{conversation_id}-{turn}"
 
@@ -62,4 +69,5 @@ def chat_turn_workflow_id(conversation_id: object, turn: int) -> str:
 SA_USER_ID = SearchAttributeKey.for_keyword("NexusUserId")
 SA_MEDIA_ID = SearchAttributeKey.for_keyword("NexusMediaId")
 SA_STAGE = SearchAttributeKey.for_keyword("NexusStage")
-SEARCH_ATTRIBUTES: list[SearchAttributeKey] = [SA_USER_ID, SA_MEDIA_ID, SA_STAGE]
+SA_INTEGRATION = SearchAttributeKey.for_keyword("NexusIntegration")  # the provider: google, spotify
+SEARCH_ATTRIBUTES: list[SearchAttributeKey] = [SA_USER_ID, SA_MEDIA_ID, SA_STAGE, SA_INTEGRATION]

@@ -22,16 +22,13 @@ from nexus.core.errors import Unavailable
 from nexus.core.eventlog import append
 from nexus.core.orchestration import (
     MEDIA_PIPELINE_WORKFLOW,
-    RECONCILE_JOBS_WORKFLOW,
     SA_MEDIA_ID,
     SA_STAGE,
     SA_USER_ID,
-    SWEEP_ORPHANS_WORKFLOW,
     media_workflow_id,
-    schedule_id,
 )
 from nexus.core.temporal import RPC_TIMEOUT
-from nexus.media.contracts import MaintenanceInput, MediaPipelineInput, PipelineResult
+from nexus.media.contracts import MediaPipelineInput, PipelineResult
 from nexus.media.repository import media_prefix, record
 from nexus.runtime import Runtime
 
@@ -240,41 +237,3 @@ async def sweep_orphans(runtime: Runtime, *, grace: timedelta = ORPHAN_GRACE) ->
         await asyncio.to_thread(runtime.store.delete_prefix, f"users/{owner}/media/{media}")
         swept += 1
     return swept
-
-
-# Maintenance schedules: (schedule name, workflow name, interval). Operators see, pause and trigger them in the
-# Temporal UI under Schedules.
-SCHEDULES = [
-    ("reconcile-jobs", RECONCILE_JOBS_WORKFLOW, timedelta(minutes=1)),
-    ("sweep-orphans", SWEEP_ORPHANS_WORKFLOW, timedelta(hours=1)),
-]
-
-
-async def ensure_schedules(client: Client, runtime: Runtime) -> None:
-    """Create the maintenance schedules once per deployment (idempotent; the workflows worker calls it at start)."""
-    from temporalio.client import (
-        Schedule,
-        ScheduleActionStartWorkflow,
-        ScheduleAlreadyRunningError,
-        ScheduleIntervalSpec,
-        ScheduleOverlapPolicy,
-        SchedulePolicy,
-        ScheduleSpec,
-    )
-
-    for name, workflow_name, every in SCHEDULES:
-        sid = schedule_id(runtime.settings.task_queue_prefix, name)
-        action = ScheduleActionStartWorkflow(
-            workflow_name,
-            MaintenanceInput(queues=runtime.queues),
-            id=f"{sid}-run",
-            task_queue=runtime.queues.workflows,
-            execution_timeout=min(every * 10, timedelta(minutes=30)),
-        )
-        schedule = Schedule(
-            action=action,
-            spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
-            policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
-        )
-        with contextlib.suppress(ScheduleAlreadyRunningError):
-            await client.create_schedule(sid, schedule)

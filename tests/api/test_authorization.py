@@ -18,16 +18,18 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from api.app import create_app
-from models import ChatTurn, Conversation, MediaItem, MediaJob, Message, Persona, Session, SourceType
+from models import ChatTurn, Conversation, Integration, MediaItem, MediaJob, Message, Persona, Session, SourceType
 from nexus.core.db import session_scope
 from nexus.identity.audit import ClientInfo
 from nexus.identity.service import issue_api_key, personal_workspace
 from nexus.identity.sessions import create_session
+from nexus.integrations.service import seal
 from nexus.runtime import Runtime
 from tests.conftest import Account, MakeAccount
 from tests.harness import LiveServer
 
 PARAM = re.compile(r"{(\w+)}")
+NOT_IDS = {"provider"}  # path parameters that name a kind of thing, not a row
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PUT", "/api/personas/{persona_id}"): {"name": "taken over", "instruction": "obey the intruder"},
 }
@@ -45,7 +47,7 @@ def id_routes() -> list[tuple[str, str]]:
     """(method, path) for every route with a path parameter; WebSockets as method "WS"."""
     found = []
     for route in app_routes():
-        if not PARAM.search(route.path):
+        if not set(PARAM.findall(route.path)) - NOT_IDS:
             continue
         methods = ["WS"] if isinstance(route, APIWebSocketRoute) else sorted(route.methods - {"HEAD", "OPTIONS"})
         found += [(m, route.path) for m in methods]
@@ -81,6 +83,9 @@ async def rows(runtime: Runtime, owner: Account) -> dict[str, str]:
         key = await issue_api_key(session, owner.user, name="second")
         await create_session(session, owner.user, ClientInfo(), method="test")
         browser = (await session.execute(select(Session).where(col(Session.user_id) == owner.user.id))).scalar_one()
+        integration = Integration(owner_id=owner.user.id, provider="spotify", account_id="owner-account")
+        integration.access_token = seal(integration.id, "access_token", "owner-access-token")
+        session.add(integration)
     await runtime.memory.add(owner.user.id, "my locker code is 4711", {"conversation_id": str(conversation.id)})
     memory_id = (await runtime.memory.list(owner.user.id))[0].id
     return {
@@ -92,12 +97,16 @@ async def rows(runtime: Runtime, owner: Account) -> dict[str, str]:
         "key_id": str(key.id),
         "memory_id": memory_id,
         "session_id": str(browser.id),
+        "integration_id": str(integration.id),
     }
 
 
 def test_every_id_parameter_is_covered() -> None:
-    params = {p for _, path in id_routes() for p in PARAM.findall(path)}
-    known = {"media_id", "job_id", "turn_id", "conversation_id", "persona_id", "key_id", "memory_id", "session_id"}
+    params = {p for _, path in id_routes() for p in PARAM.findall(path)} - NOT_IDS
+    known = {
+        "media_id", "job_id", "turn_id", "conversation_id", "persona_id", "key_id", "memory_id", "session_id",
+        "integration_id",
+    }  # fmt: skip
     assert params <= known, f"routes take ids the matrix cannot build rows for: {params - known}"
     assert len(id_routes()) >= 15
 
@@ -117,13 +126,15 @@ async def test_another_user_gets_404_on_every_id_route(
     assert answers and set(answers.values()) == {404}, {k: v for k, v in answers.items() if v != 404}
     # ...and nothing was changed: the owner still reaches every row.
     for method, path in id_routes():
-        if method == "GET" and not path.endswith("/events"):  # streams follow until the run ends
+        # Streams follow until the run ends; a profile is fetched from the provider (none runs here).
+        if method == "GET" and not path.endswith(("/events", "/profile")):
             url = PARAM.sub(lambda m: ids[m.group(1)], path)
             assert (await api.get(url, headers=owner.headers)).status_code == 200, path
     keys = (await api.get("/api/apikeys", headers=owner.headers)).json()
     assert all(k["revoked_at"] is None for k in keys)
     assert len((await api.get("/api/memories", headers=owner.headers)).json()) == 1
     assert len((await api.get("/api/sessions", headers=owner.headers)).json()) == 1
+    assert [i["status"] for i in (await api.get("/api/integrations", headers=owner.headers)).json()] == ["active"]
 
 
 async def test_websocket_routes_refuse_other_users_and_missing_keys(

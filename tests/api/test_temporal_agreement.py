@@ -152,7 +152,7 @@ async def test_the_reconcile_schedule_exists_once_and_its_run_sweeps(
     runtime: Runtime, workers: None, temporal_client: Client
 ) -> None:
     from nexus.core.orchestration import schedule_id
-    from nexus.media.service import ensure_schedules
+    from nexus.ops.schedules import ensure_schedules
 
     await ensure_schedules(temporal_client, runtime)
     await ensure_schedules(temporal_client, runtime)  # idempotent: workers call it at every start

@@ -1,0 +1,84 @@
+"""Every Temporal Schedule of a deployment, in one place: created idempotently when the workflows worker starts,
+visible (and pausable, triggerable) on the Temporal UI's Schedules page and in `nexus schedules list`."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+)
+
+from nexus.core.orchestration import (
+    RECONCILE_JOBS_WORKFLOW,
+    SWEEP_ORPHANS_WORKFLOW,
+    TOKEN_REFRESH_SWEEP_WORKFLOW,
+    schedule_id,
+)
+from nexus.core.temporal import RPC_TIMEOUT
+from nexus.media.contracts import MaintenanceInput
+from nexus.runtime import Runtime
+
+# (schedule name, workflow name, interval). Overlap policy: skip (a slow sweep is never run twice at once).
+SCHEDULES = [
+    ("reconcile-jobs", RECONCILE_JOBS_WORKFLOW, timedelta(minutes=1)),
+    ("sweep-orphans", SWEEP_ORPHANS_WORKFLOW, timedelta(hours=1)),
+    ("token-refresh-sweep", TOKEN_REFRESH_SWEEP_WORKFLOW, timedelta(minutes=15)),
+]
+
+
+async def ensure_schedules(client: Client, runtime: Runtime) -> None:
+    """Create the schedules once per deployment (idempotent; the workflows worker calls it at every start)."""
+    for name, workflow_name, every in SCHEDULES:
+        sid = schedule_id(runtime.settings.task_queue_prefix, name)
+        action = ScheduleActionStartWorkflow(
+            workflow_name,
+            MaintenanceInput(queues=runtime.queues),
+            id=f"{sid}-run",
+            task_queue=runtime.queues.workflows,
+            execution_timeout=min(every * 10, timedelta(minutes=30)),
+        )
+        schedule = Schedule(
+            action=action,
+            spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
+            policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+        )
+        with contextlib.suppress(ScheduleAlreadyRunningError):
+            await client.create_schedule(sid, schedule, rpc_timeout=RPC_TIMEOUT)
+
+
+@dataclass(frozen=True)
+class ScheduleInfo:
+    id: str
+    workflow: str
+    every: timedelta
+    paused: bool
+    next_runs: list[datetime]
+    recent_runs: int
+
+
+async def list_schedules(client: Client, runtime: Runtime) -> list[ScheduleInfo]:
+    found = []
+    for name, workflow_name, every in SCHEDULES:
+        sid = schedule_id(runtime.settings.task_queue_prefix, name)
+        desc = await client.get_schedule_handle(sid).describe(rpc_timeout=RPC_TIMEOUT)
+        found.append(
+            ScheduleInfo(
+                id=sid,
+                workflow=workflow_name,
+                every=every,
+                paused=desc.schedule.state.paused,
+                next_runs=list(desc.info.next_action_times[:3]),
+                recent_runs=desc.info.num_actions,
+            )
+        )
+    return found
