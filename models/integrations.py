@@ -44,3 +44,7 @@ class Integration(OwnedModel, table=True):
     # Days (ISO dates) on which refreshes failed for a passing reason since the last success.
     failure_days: list[str] = Field(default_factory=list, sa_column=sa.Column(JSONB, nullable=False))
     version: int = Field(default=1, nullable=False)
+    # A refresh in flight holds this lease, so a second one waits for its outcome instead of spending the same
+    # refresh token (with rotation, the provider would refuse one of them). Not a database lock: no transaction
+    # stays open across the provider's HTTP call.
+    refreshing_until: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))

@@ -9,6 +9,7 @@ same statement as its access token (the old one is kept when the answer has none
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import uuid
@@ -17,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 from temporalio.client import Client, WorkflowUpdateFailedError
@@ -54,6 +55,7 @@ GIVE_UP_AFTER_DAYS = 4  # transient failures on this many separate days (as Nang
 MISCONFIGURED_RETRY_S = 3600.0
 REAUTH_WARNING = timedelta(days=7)
 FRESH_ENOUGH = timedelta(seconds=30)  # an access token closer than this to expiry is refreshed before use
+REFRESH_LEASE = timedelta(seconds=90)  # longer than the refresh activity's start-to-close timeout
 LIVE = (IntegrationStatus.active, IntegrationStatus.degraded)
 
 
@@ -234,13 +236,53 @@ async def _mark(runtime: Runtime, integration_id: uuid.UUID, **values: Any) -> N
 
 async def refresh(runtime: Runtime, integration_id: uuid.UUID) -> RefreshOutcome:
     """Refresh the access token once. Terminal outcomes come back as a status; a passing failure raises
-    RefreshDeferred (the activity retries it with backoff, honouring Retry-After)."""
+    RefreshDeferred (the activity retries it with backoff, honouring Retry-After). A refresh already in flight
+    (its lease is held) is waited for and its outcome reported, never doubled."""
+    if not await _claim(runtime, integration_id):
+        await _wait_for_lease(runtime, integration_id)
+        return await _current(runtime, integration_id, detail="another refresh was in flight")
+    try:
+        return await _refresh_claimed(runtime, integration_id)
+    finally:
+        await _mark(runtime, integration_id, refreshing_until=None)
+
+
+async def _claim(runtime: Runtime, integration_id: uuid.UUID) -> bool:
+    now = utcnow()
+    async with session_scope(runtime.engine) as session:
+        claimed = (
+            await session.execute(
+                update(Integration)
+                .where(col(Integration.id) == integration_id)
+                .where(or_(col(Integration.refreshing_until).is_(None), col(Integration.refreshing_until) < now))
+                .values(refreshing_until=now + REFRESH_LEASE)
+                .returning(col(Integration.id))
+            )
+        ).scalar_one_or_none()
+    return claimed is not None
+
+
+async def _wait_for_lease(runtime: Runtime, integration_id: uuid.UUID) -> None:
+    deadline = utcnow() + REFRESH_LEASE
+    while utcnow() < deadline:
+        async with session_scope(runtime.engine) as session:
+            until = (
+                await session.execute(
+                    select(col(Integration.refreshing_until)).where(col(Integration.id) == integration_id)
+                )
+            ).scalar_one_or_none()
+        if until is None or until < utcnow():
+            return
+        await asyncio.sleep(0.2)
+
+
+async def _refresh_claimed(runtime: Runtime, integration_id: uuid.UUID) -> RefreshOutcome:
     async with session_scope(runtime.engine) as session:
         row = await session.get(Integration, integration_id)
         if row is None:
             return RefreshOutcome(status=IntegrationStatus.revoked.value, detail="the integration no longer exists")
         if row.status not in LIVE:
-            return RefreshOutcome(status=row.status.value, expires_at=row.access_token_expires_at)
+            return RefreshOutcome(status=str(row.status), expires_at=row.access_token_expires_at)
         version, owner = row.version, row.owner_id
         try:
             refresh_token = row.refresh_token.open(context(row.id, "refresh_token")) if row.refresh_token else None
@@ -292,7 +334,7 @@ async def _current(runtime: Runtime, integration_id: uuid.UUID, detail: str | No
         row = await session.get(Integration, integration_id)
     if row is None:
         return RefreshOutcome(status=IntegrationStatus.revoked.value)
-    return RefreshOutcome(status=row.status.value, expires_at=row.access_token_expires_at, detail=detail)
+    return RefreshOutcome(status=str(row.status), expires_at=row.access_token_expires_at, detail=detail)
 
 
 async def _refresh_failed(
@@ -393,7 +435,7 @@ async def _usable(runtime: Runtime, integration_id: uuid.UUID) -> tuple[Integrat
     if row is None:
         raise IntegrationError("no such integration")
     if row.status not in LIVE or row.access_token is None:
-        raise IntegrationError(f"the {row.provider} integration is {row.status.value}: reconnect it")
+        raise IntegrationError(f"the {row.provider} integration is {row.status}: reconnect it")
     try:
         return row, row.access_token.open(context(row.id, "access_token"))
     except DecryptionError as exc:
