@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, TypeVar
 
@@ -15,7 +15,7 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexus.core.orchestration import Queue
-from nexus.core.settings import get_settings
+from nexus.core.settings import Settings, get_settings
 
 app = typer.Typer(help="Nexus: self-hosted AI-workspace backend.", no_args_is_help=True)
 users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
@@ -323,6 +323,137 @@ async def _session() -> AsyncIterator[AsyncSession]:
                 yield session
         finally:
             await engine.dispose()
+
+
+keys_app = typer.Typer(help="Encryption keys for secrets at rest (OAuth tokens).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("generate")
+def keys_generate() -> None:
+    """Print a new key entry for NEXUS_SECRET_KEYS (put it first to make it the primary)."""
+    from nexus.core.crypto import new_key_entry
+
+    print(new_key_entry())
+
+
+async def _engine_do(fn: Callable[[Any], Awaitable[T]]) -> T:
+    from nexus.core.db import database_url_for_command, make_engine
+
+    with database_url_for_command(get_settings()) as url:
+        engine = make_engine(url, pool_size=1)
+        try:
+            return await fn(engine)
+        finally:
+            await engine.dispose()
+
+
+@keys_app.command("status")
+def keys_status() -> None:
+    """The keyring, and how many sealed values each key still protects."""
+    from nexus.core.crypto import load_keyring
+    from nexus.ops.keys import usage
+
+    ring = load_keyring(get_settings())
+    counts = run_async(_engine_do(usage))
+    for kid in dict.fromkeys([*ring.key_ids, *counts]):
+        role = "primary" if kid == ring.primary_id else ("retired" if kid in ring.key_ids else "MISSING")
+        console.print(f"{kid}  {role:8}  {counts.get(kid, 0)} values")
+
+
+def _rewrap(settings: Settings) -> None:
+    from nexus.core.crypto import configure
+    from nexus.ops.keys import record_rotation, rewrap_all
+
+    ring = configure(settings)
+
+    async def go(engine: Any) -> None:
+        report = await rewrap_all(engine, ring, progress=lambda col, n: console.print(f"  {col}: {n} checked"))
+        await record_rotation(engine, ring.primary_id, report)
+        console.print(
+            f"re-wrapped {report.rewrapped} values under {ring.primary_id} ({report.current} already were; "
+            f"{report.unreadable} unreadable)"
+        )
+
+    run_async(_engine_do(go))
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Make a new primary key and re-wrap every sealed value with it, in batches, while the stack runs."""
+    from nexus.ops.keys import add_primary
+
+    settings = get_settings()
+    if settings.secret_keys is not None:
+        console.print(
+            "[red]the keyring comes from NEXUS_SECRET_KEYS: put a new entry first (`nexus keys generate`), "
+            "restart the services, then run `nexus keys rewrap`"
+        )
+        raise typer.Exit(1)
+    from nexus.core.crypto import ensure_key_file
+
+    kid = add_primary(ensure_key_file(settings.secret_keys_file))
+    console.print(f"new primary key {kid}")
+    _rewrap(settings)
+    console.print("when `nexus keys status` shows 0 values for an old key, remove it: `nexus keys drop KID`")
+
+
+@keys_app.command("rewrap")
+def keys_rewrap() -> None:
+    """Re-wrap every sealed value with the current primary key (after changing NEXUS_SECRET_KEYS)."""
+    _rewrap(get_settings())
+
+
+@keys_app.command("drop")
+def keys_drop(kid: Annotated[str, typer.Argument(help="The retired key's id.")]) -> None:
+    """Remove a retired key from the key file, once no value needs it."""
+    from nexus.ops.keys import drop_key, usage
+
+    settings = get_settings()
+    left = run_async(_engine_do(usage)).get(kid, 0)
+    if left:
+        console.print(f"[red]{left} values are still sealed with {kid}: run `nexus keys rewrap` first")
+        raise typer.Exit(1)
+    try:
+        drop_key(settings.secret_keys_file, kid)
+    except ValueError as exc:
+        console.print(f"[red]{exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"removed {kid}")
+
+
+schedules_app = typer.Typer(help="Temporal Schedules (token refresh sweep, reconciliation, cleanup).")
+app.add_typer(schedules_app, name="schedules")
+
+
+@schedules_app.command("list")
+def schedules_list() -> None:
+    """Each schedule, its interval and its next runs (the same as the Temporal UI's Schedules page)."""
+    from nexus.core.temporal import connect
+    from nexus.ops.schedules import list_schedules
+    from nexus.runtime import Runtime
+
+    settings = get_settings()
+
+    async def go() -> list[Any]:
+        client = await connect(settings)
+        runtime = Runtime.build(settings, client=client)
+        try:
+            return await list_schedules(client, runtime)
+        finally:
+            await runtime.close()
+
+    try:
+        found = run_async(go())
+    except Exception as exc:
+        console.print(f"[red]cannot list schedules: {exc} (is the stack up? `make up`)")
+        raise typer.Exit(1) from exc
+    for info in found:
+        nxt = ", ".join(t.isoformat(timespec="seconds") for t in info.next_runs) or "-"
+        state = "paused" if info.paused else "active"
+        console.print(
+            f"{info.id}  {info.workflow}  every {info.every}  {state}  runs so far {info.recent_runs}  next {nxt}"
+        )
 
 
 if __name__ == "__main__":

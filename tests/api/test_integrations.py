@@ -332,3 +332,30 @@ async def test_the_sweep_restarts_a_lost_workflow(
         return row.access_token_expires_at is not None and row.access_token_expires_at > utcnow()
 
     assert await wait_for(refreshed, timeout=15)
+
+
+async def test_the_token_refresh_sweep_is_a_schedule_that_runs(
+    runtime: Runtime, workers: None, temporal_client: Client
+) -> None:
+    """On the dev server (the time-skipping one has no Schedules): created idempotently, listed with its next
+    run, and a triggered run sweeps."""
+    from nexus.core.orchestration import schedule_id
+    from nexus.ops.schedules import ensure_schedules, list_schedules
+
+    await ensure_schedules(temporal_client, runtime)
+    await ensure_schedules(temporal_client, runtime)
+    listed = {s.id: s for s in await list_schedules(temporal_client, runtime)}
+    sid = schedule_id(runtime.settings.task_queue_prefix, "token-refresh-sweep")
+    assert listed[sid].workflow == "TokenRefreshSweep" and listed[sid].next_runs and not listed[sid].paused
+    handle = temporal_client.get_schedule_handle(sid)
+    described = await handle.describe()
+    assert described.schedule.policy.overlap.name == "SKIP"
+    await handle.trigger()
+    async with asyncio.timeout(30):
+        while not (await handle.describe()).info.recent_actions:
+            await asyncio.sleep(0.2)
+    run = (await handle.describe()).info.recent_actions[-1].action
+    swept = await temporal_client.get_workflow_handle(run.workflow_id, run_id=run.first_execution_run_id).result()  # type: ignore[attr-defined]
+    assert isinstance(swept, int)
+    for s in listed.values():
+        await temporal_client.get_schedule_handle(s.id).delete()

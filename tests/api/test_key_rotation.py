@@ -1,0 +1,71 @@
+"""`nexus keys rotate` while the stack runs: a new primary key, every sealed value re-wrapped, the old key
+dropped, and every token still opens, in the running process too (it re-reads the key file when it meets a new
+key id)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+
+from sqlalchemy import text
+
+from models import Integration
+from nexus.core import crypto
+from nexus.core.db import session_scope
+from nexus.integrations.service import context, seal
+from nexus.runtime import Runtime
+from tests.conftest import MakeAccount
+from tests.harness import nexus_env
+
+
+def cli(runtime: Runtime, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "nexus.cli", "keys", *args],
+        env=nexus_env(runtime.settings, runtime.database_url),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+async def test_rotation_rewraps_everything_and_the_old_key_can_go(runtime: Runtime, make_account: MakeAccount) -> None:
+    account = await make_account()
+    rows = [Integration(owner_id=account.user.id, provider="spotify", account_id=f"acct-{i}") for i in range(3)]
+    async with session_scope(runtime.engine) as session:
+        for i, row in enumerate(rows):
+            row.access_token = seal(row.id, "access_token", f"access-{i}")
+            row.refresh_token = seal(row.id, "refresh_token", f"refresh-{i}")
+            session.add(row)
+    old = crypto.keyring().primary_id
+    assert f"{old}  primary" in cli(runtime, "status")
+
+    out = cli(runtime, "rotate")
+    new = out.split("new primary key ")[1].split()[0]
+    assert new != old and "unreadable" in out
+    status = cli(runtime, "status")
+    assert f"{new}  primary" in status and f"{old}  retired   0 values" in status
+    assert old in cli(runtime, "drop", old)
+    assert old not in cli(runtime, "status")
+
+    # This process still holds the old keyring: it meets the new key id and re-reads the file.
+    async with session_scope(runtime.engine) as session:
+        for i, row in enumerate(rows):
+            fresh = await session.get(Integration, row.id)
+            assert fresh is not None and fresh.access_token is not None and fresh.refresh_token is not None
+            assert fresh.access_token.key_id == new
+            assert fresh.access_token.open(context(row.id, "access_token")) == f"access-{i}"
+            assert fresh.refresh_token.open(context(row.id, "refresh_token")) == f"refresh-{i}"
+        left = await session.execute(
+            text("SELECT count(*) FROM integrations WHERE access_token LIKE :p"), {"p": f"nx1.{old}.%"}
+        )
+        assert left.scalar_one() == 0
+    crypto.configure(runtime.settings)  # and a fresh start without the old key opens them all too
+    assert crypto.keyring().key_ids == [new]
+    async with session_scope(runtime.engine) as session:
+        fresh = await session.get(Integration, rows[0].id)
+        assert fresh is not None and fresh.access_token is not None
+        assert fresh.access_token.open(context(rows[0].id, "access_token")) == "access-0"
+    assert uuid.UUID(str(rows[0].id))
