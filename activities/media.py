@@ -59,7 +59,7 @@ class MediaActivities:
     @activity.defn(name="media.fetch")
     async def fetch_media(self, ref: MediaRef) -> FetchResult:
         async with heartbeating(self._reporter(ref.job_id, MediaStatus.extracting)) as beat:
-            return await processing.fetch(self.rt, ref.media_id, beat.progress)
+            return await processing.fetch(self.rt, ref.media_id, beat.progress, activity.client())
 
     @activity.defn(name="media.fingerprint")
     async def fingerprint_media(self, ref: MediaRef) -> DedupResult:

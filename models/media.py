@@ -40,6 +40,7 @@ class SourceType(enum.StrEnum):
     url = "url"
     file = "file"
     mic = "mic"
+    google_drive = "google_drive"
 
 
 class MediaItem(OwnedModel, table=True):
@@ -49,6 +50,8 @@ class MediaItem(OwnedModel, table=True):
     source_type: SourceType = Field(sa_column=sa.Column(sa.String(16), nullable=False, index=True))
     source_url: str | None = Field(default=None, sa_type=sa.Text)
     original_filename: str | None = Field(default=None, max_length=500)
+    # Imported through a connected account (Google Drive): its tokens fetch the file; `source_url` names it.
+    integration_id: uuid.UUID | None = Field(default=None, foreign_key="integrations.id", ondelete="SET NULL")
     status: MediaStatus = Field(
         default=MediaStatus.pending, sa_column=sa.Column(sa.String(20), nullable=False, index=True)
     )

@@ -11,27 +11,44 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import any_, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
+from temporalio.client import Client
 
 from api.deps import CurrentUser, ReadableMedia, RuntimeDep, SessionDep, TemporalDep, WritableMedia
-from models import MediaItem, MediaStatus, SourceType, TranscriptSegment
+from models import Integration, MediaItem, MediaStatus, SourceType, TranscriptSegment, User
 from nexus.core.errors import BadInput, Unavailable
-from nexus.identity.access import permitted
+from nexus.identity.access import Action, permitted
 from nexus.identity.service import personal_workspace
 from nexus.media.fetch import check_url, validate_upload
 from nexus.media.repository import media_prefix
 from nexus.media.service import create_job, delete_media, latest_job, start_pipeline
+from nexus.runtime import Runtime
 
 router = APIRouter(prefix="/api/media", tags=["media"])
 UPLOAD_CHUNK = 1024 * 1024
 
 
 class ProcessRequest(BaseModel):
-    source: Literal["url"] = "url"
-    url: str = Field(min_length=1, max_length=4096)
+    source: Literal["url", "google_drive"] = "url"
+    url: str | None = Field(default=None, min_length=1, max_length=4096, description="For `source=url`.")
+    file_id: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_-]{1,200}$", description="For `source=google_drive`: the Drive file id."
+    )
+    integration_id: uuid.UUID | None = Field(
+        default=None, description="Which connected Google account (default: your most recent active one)."
+    )
     title: str | None = Field(default=None, max_length=500)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ProcessRequest:
+        if self.source == "url" and not self.url:
+            raise ValueError("`url` is required when source is url")
+        if self.source == "google_drive" and not self.file_id:
+            raise ValueError("`file_id` is required when source is google_drive")
+        return self
 
 
 class Submitted(BaseModel):
@@ -107,7 +124,9 @@ async def _submit(
 async def process_url(
     body: ProcessRequest, user: CurrentUser, session: SessionDep, client: TemporalDep, runtime: RuntimeDep
 ) -> Submitted:
-    url = body.url.strip()
+    if body.source == "google_drive":
+        return await _import_from_drive(body, user, session, client, runtime)
+    url = (body.url or "").strip()
     try:
         await asyncio.to_thread(check_url, url, allow_private=runtime.settings.allow_private_urls)
     except BadInput as exc:
@@ -115,6 +134,50 @@ async def process_url(
     workspace = await personal_workspace(session, user)
     media = MediaItem(
         owner_id=user.id, workspace_id=workspace.id, source_type=SourceType.url, source_url=url, title=body.title
+    )
+    _, submitted = await _submit(session, client, runtime, media)
+    return submitted
+
+
+async def _import_from_drive(
+    body: ProcessRequest, user: User, session: AsyncSession, client: Client, runtime: Runtime
+) -> Submitted:
+    """A Drive file through the pipeline: its name and size are checked now, with the user's Google account
+    (fresh token), so a wrong id or a missing connection is a 4xx here, not a failed job later."""
+    from nexus.integrations import service as integrations
+
+    query = permitted(Integration, user.id, Action.read).where(
+        col(Integration.provider) == "google", col(Integration.status).in_(integrations.LIVE)
+    )
+    if body.integration_id:
+        query = query.where(col(Integration.id) == body.integration_id)
+    integration = (
+        await session.execute(query.order_by(col(Integration.created_at).desc()).limit(1))
+    ).scalar_one_or_none()
+    if integration is None:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            "no active Google integration: connect one first (GET /api/integrations/google/connect)",
+        )
+    try:
+        found = await integrations.drive_file(runtime, client, integration.id, body.file_id or "")
+    except integrations.IntegrationError as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
+    max_bytes = runtime.settings.max_media_mb * 1024 * 1024
+    if found.size is not None and found.size > max_bytes:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            f"the Drive file is {found.size / 1e6:.0f} MB, over the {runtime.settings.max_media_mb:.0f} MB limit",
+        )
+    workspace = await personal_workspace(session, user)
+    media = MediaItem(
+        owner_id=user.id,
+        workspace_id=workspace.id,
+        source_type=SourceType.google_drive,
+        source_url=integrations.drive_file_url(runtime, found.id),
+        integration_id=integration.id,
+        original_filename=found.name[:500],
+        title=body.title or found.name[:500],
     )
     _, submitted = await _submit(session, client, runtime, media)
     return submitted

@@ -86,6 +86,10 @@ def upgrade() -> None:
     op.create_index(op.f("ix_integrations_provider"), "integrations", ["provider"], unique=False)
     op.create_index(op.f("ix_integrations_status"), "integrations", ["status"], unique=False)
     op.create_index(op.f("ix_integrations_workspace_id"), "integrations", ["workspace_id"], unique=False)
+    op.add_column("media_items", sa.Column("integration_id", sa.Uuid(), nullable=True))
+    op.create_foreign_key(
+        "media_items_integration_id_fkey", "media_items", "integrations", ["integration_id"], ["id"], ondelete="SET NULL"
+    )
     op.add_column("audit_log", sa.Column("outcome", sa.String(length=16), server_default="success", nullable=False))
     op.add_column("audit_log", sa.Column("ip", sa.String(length=64), nullable=True))
     op.add_column("audit_log", sa.Column("user_agent", sa.String(length=400), nullable=True))
@@ -97,6 +101,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_constraint("media_items_integration_id_fkey", "media_items", type_="foreignkey")
+    op.drop_column("media_items", "integration_id")
     op.drop_column("sessions", "ip")
     op.drop_column("sessions", "user_agent")
     op.drop_column("sessions", "last_seen_at")

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError, RPCStatusCode
 
+from nexus.core.errors import Unavailable
 from nexus.core.settings import Settings
 
 RPC_TIMEOUT = timedelta(seconds=5)
@@ -42,3 +44,19 @@ async def ensure_search_attributes(client: Client, namespace: str) -> None:
         await client.operator_service.add_search_attributes(
             AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
         )
+
+
+async def run_status(client: Client, workflow_id: str) -> WorkflowExecutionStatus | None:
+    """The latest run's status, or None when Temporal has no run under this id. Any other failure to answer is
+    `Unavailable`: an unreachable server must never read as "not running"."""
+    try:
+        desc = await client.get_workflow_handle(workflow_id).describe(rpc_timeout=RPC_TIMEOUT)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise Unavailable("Temporal", exc.message) from exc
+    return desc.status
+
+
+async def is_running(client: Client, workflow_id: str) -> bool:
+    return await run_status(client, workflow_id) == WorkflowExecutionStatus.RUNNING

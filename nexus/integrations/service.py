@@ -13,8 +13,10 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -41,12 +43,11 @@ from nexus.core.orchestration import (
     TOKEN_REFRESH_WORKFLOW,
     integration_workflow_id,
 )
-from nexus.core.temporal import RPC_TIMEOUT
+from nexus.core.temporal import RPC_TIMEOUT, is_running
 from nexus.identity import audit, oauth
 from nexus.identity.audit import NO_CLIENT, ClientInfo
 from nexus.integrations.contracts import RefreshOutcome, TokenRefreshInput
 from nexus.integrations.providers import Provider, get_provider
-from nexus.media.service import is_running
 from nexus.runtime import Runtime
 
 log = logging.getLogger("nexus.integrations")
@@ -477,6 +478,85 @@ async def profile(runtime: Runtime, client: Client, integration: Integration) ->
         raise IntegrationError(f"the provider's profile answered HTTP {resp.status_code}")
     body = resp.json()
     return body if isinstance(body, dict) else {}
+
+
+# --- Google Drive -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DriveFile:
+    id: str
+    name: str
+    mime_type: str
+    size: int | None
+
+
+def drive_file_url(runtime: Runtime, file_id: str) -> str:
+    return f"{runtime.settings.google_api_url.rstrip('/')}/drive/v3/files/{file_id}"
+
+
+async def drive_file(runtime: Runtime, client: Client, integration_id: uuid.UUID, file_id: str) -> DriveFile:
+    """A Drive file's name, type and size, as the integration's account sees it."""
+    resp = await call_api(
+        runtime,
+        client,
+        integration_id,
+        "GET",
+        drive_file_url(runtime, file_id),
+        params={"fields": "id,name,mimeType,size"},
+    )
+    if resp.status_code == 404:
+        raise IntegrationError(f"no Drive file {file_id} that this Google account can see")
+    if resp.status_code >= 300:
+        raise IntegrationError(f"Google Drive answered HTTP {resp.status_code} for file {file_id}")
+    meta = resp.json()
+    size = meta.get("size")
+    return DriveFile(
+        id=file_id,
+        name=str(meta.get("name") or file_id),
+        mime_type=str(meta.get("mimeType") or ""),
+        size=int(size) if size is not None else None,
+    )
+
+
+async def download(
+    runtime: Runtime,
+    client: Client,
+    integration_id: uuid.UUID,
+    url: str,
+    dest: Path,
+    *,
+    max_bytes: int,
+    on_progress: Callable[[int, int | None], None] = lambda _done, _total: None,
+) -> None:
+    """Stream a file from the provider's API to `dest` as the user, within `max_bytes`. A 401 gets one refresh
+    (through the workflow) and one retry; other 4xx are the user's to fix (IntegrationError), 5xx pass
+    (httpx.HTTPStatusError, retried by the activity's policy)."""
+    for attempt in (1, 2):
+        token = await access_token(runtime, client, integration_id)
+        async with (
+            httpx.AsyncClient(timeout=runtime.settings.oauth_timeout_s, follow_redirects=True) as http,
+            http.stream("GET", url, params={"alt": "media"}, headers={"Authorization": f"Bearer {token}"}) as resp,
+        ):
+            if resp.status_code == 401 and attempt == 1:
+                await request_refresh(client, integration_id)
+                continue
+            if 400 <= resp.status_code < 500:
+                raise IntegrationError(f"the provider refused the download (HTTP {resp.status_code})")
+            resp.raise_for_status()
+            total = int(resp.headers["content-length"]) if resp.headers.get("content-length") else None
+            if total is not None and total > max_bytes:
+                raise IntegrationError(f"the file is {total / 1e6:.0f} MB, over the {max_bytes / 1e6:.0f} MB limit")
+            done = 0
+            with dest.open("wb") as out:
+                async for chunk in resp.aiter_bytes(1 << 20):
+                    done += len(chunk)
+                    if done > max_bytes:
+                        raise IntegrationError(f"the file is over the {max_bytes / 1e6:.0f} MB limit")
+                    out.write(chunk)
+                    on_progress(done, total)
+            return
+    raise IntegrationError("the provider kept refusing the credentials: reconnect the integration")
 
 
 # --- letting go --------------------------------------------------------------------------------------------------

@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from temporalio.client import Client
+
 from models import MediaItem, SourceType
 from nexus.core.errors import BadInput
 from nexus.core.stopping import run_stoppable
@@ -52,8 +54,11 @@ async def load(rt: Runtime, media_id: uuid.UUID) -> MediaItem:
     return media
 
 
-async def fetch(rt: Runtime, media_id: uuid.UUID, progress: Progress = _ignore) -> FetchResult:
-    """Download (URL) or take the upload, check it is real audio/video within limits, store a 16 kHz WAV."""
+async def fetch(
+    rt: Runtime, media_id: uuid.UUID, progress: Progress = _ignore, client: Client | None = None
+) -> FetchResult:
+    """Download (URL, or a connected account's file with `client` to refresh its token) or take the upload,
+    check it is real audio/video within limits, store a 16 kHz WAV."""
     media = await load(rt, media_id)
     store, settings = rt.store, rt.settings
     if media.audio_key and media.duration_s and await asyncio.to_thread(store.exists, media.audio_key):
@@ -75,6 +80,10 @@ async def fetch(rt: Runtime, media_id: uuid.UUID, progress: Progress = _ignore) 
                 )
             )
             original_key = f"{prefix}/original{original.suffix or '.bin'}"
+        elif media.source_type == SourceType.google_drive:
+            original = tmp / f"original{Path(media.original_filename or '').suffix or '.bin'}"
+            await _download_from_drive(rt, client, media, original, max_bytes, progress)
+            original_key = f"{prefix}/{original.name}"
         else:
             if not media.original_key:
                 raise BadInput("the upload is missing from storage")
@@ -106,6 +115,27 @@ async def fetch(rt: Runtime, media_id: uuid.UUID, progress: Progress = _ignore) 
         await asyncio.to_thread(store.delete_prefix, prefix)
         raise BadInput("the media item was deleted")
     return FetchResult(duration_s=info.duration_s, audio_key=audio_key, reused=False)
+
+
+async def _download_from_drive(
+    rt: Runtime, client: Client | None, media: MediaItem, dest: Path, max_bytes: int, progress: Progress
+) -> None:
+    from nexus.integrations import service as integrations
+
+    if client is None or media.integration_id is None or not media.source_url:
+        raise BadInput("this Drive import has no connected Google account (it was disconnected): import it again")
+    try:
+        await integrations.download(
+            rt,
+            client,
+            media.integration_id,
+            media.source_url,
+            dest,
+            max_bytes=max_bytes,
+            on_progress=lambda done, total: progress(0.9 * done / total if total else 0.0),
+        )
+    except integrations.IntegrationError as exc:
+        raise BadInput(f"Google Drive: {exc}") from exc
 
 
 async def fingerprint(rt: Runtime, media_id: uuid.UUID) -> DedupResult:

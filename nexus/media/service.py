@@ -27,7 +27,7 @@ from nexus.core.orchestration import (
     SA_USER_ID,
     media_workflow_id,
 )
-from nexus.core.temporal import RPC_TIMEOUT
+from nexus.core.temporal import RPC_TIMEOUT, is_running, run_status
 from nexus.media.contracts import MediaPipelineInput, PipelineResult
 from nexus.media.repository import media_prefix, record
 from nexus.runtime import Runtime
@@ -83,22 +83,6 @@ async def latest_job(session: AsyncSession, media_id: uuid.UUID) -> MediaJob | N
             .limit(1)
         )
     ).scalar_one_or_none()
-
-
-async def run_status(client: Client, workflow_id: str) -> WorkflowExecutionStatus | None:
-    """The latest run's status, or None when Temporal has no run under this id. Any other failure to answer is
-    `Unavailable`: an unreachable server must never read as "not running"."""
-    try:
-        desc = await client.get_workflow_handle(workflow_id).describe(rpc_timeout=RPC_TIMEOUT)
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            return None
-        raise Unavailable("Temporal", exc.message) from exc
-    return desc.status
-
-
-async def is_running(client: Client, workflow_id: str) -> bool:
-    return await run_status(client, workflow_id) == WorkflowExecutionStatus.RUNNING
 
 
 async def cancel(client: Client, workflow_id: str) -> bool:
