@@ -204,9 +204,22 @@ TemporalDep = Annotated[Client, Depends(get_temporal)]
 def resource(model: type[OwnedModel], param: str, what: str, action: Action) -> Callable[..., Awaitable[Any]]:
     """A dependency that loads `model` by the path parameter `param` if the caller may `action` it, else 404."""
 
-    async def dependency(conn: HTTPConnection, user: User, session: AsyncSession, **path: uuid.UUID) -> Any:
+    async def dependency(
+        conn: HTTPConnection, user: User, session: AsyncSession, runtime: Runtime, **path: uuid.UUID
+    ) -> Any:
         found = await authorize(session, model, user.id, path[param], action)
         if found is None:
+            if await session.get(model, path[param]) is not None:  # it exists: someone else's. Worth an alert.
+                await audit.record_now(
+                    runtime.engine,
+                    "authz.denied",
+                    user_id=user.id,
+                    target_type=str(model.__tablename__),
+                    target_id=str(path[param]),
+                    outcome="denied",
+                    client=client_info(conn),
+                    details={"action": action.value},
+                )
             await deny(conn, status.HTTP_404_NOT_FOUND, f"no such {what}")
         return found
 
@@ -216,6 +229,7 @@ def resource(model: type[OwnedModel], param: str, what: str, action: Action) -> 
             inspect.Parameter("conn", kw, annotation=HTTPConnection),
             inspect.Parameter("user", kw, annotation=CurrentUser),
             inspect.Parameter("session", kw, annotation=SessionDep),
+            inspect.Parameter("runtime", kw, annotation=RuntimeDep),
             inspect.Parameter(param, kw, annotation=Annotated[uuid.UUID, Path()]),
         ]
     )

@@ -76,8 +76,9 @@ def safe_redirect(target: str | None, settings: Settings) -> str:
 async def api_key_session(request: Request, runtime: RuntimeDep, session: SessionDep) -> JSONResponse:
     """Exchange the API key in the Authorization header for a browser session (the embedded default's sign-in,
     with no identity provider and no internet)."""
-    await limit_attempts(request, runtime, "session")
-    if bearer_token(request) is None:
+    token = bearer_token(request)
+    await limit_attempts(request, runtime, "session", account=token[:11] if token else None)
+    if token is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "send your API key as `Authorization: Bearer <api key>` to open a session",

@@ -18,7 +18,18 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from api.app import create_app
-from models import ChatTurn, Conversation, Integration, MediaItem, MediaJob, Message, Persona, Session, SourceType
+from models import (
+    AuditLog,
+    ChatTurn,
+    Conversation,
+    Integration,
+    MediaItem,
+    MediaJob,
+    Message,
+    Persona,
+    Session,
+    SourceType,
+)
 from nexus.core.db import session_scope
 from nexus.identity.audit import ClientInfo
 from nexus.identity.service import issue_api_key, personal_workspace
@@ -124,6 +135,15 @@ async def test_another_user_gets_404_on_every_id_route(
         resp = await api.request(method, url, headers=intruder.headers, json=BODIES.get((method, path)))
         answers[f"{method} {path}"] = resp.status_code
     assert answers and set(answers.values()) == {404}, {k: v for k, v in answers.items() if v != 404}
+    # Each refusal of an existing row is a security event the intruder's record shows.
+    async with session_scope(runtime.engine) as session:
+        denied = (
+            await session.execute(
+                select(AuditLog)
+                .where(col(AuditLog.user_id) == intruder.user.id, col(AuditLog.action) == "authz.denied")
+            )
+        ).scalars().all()  # fmt: skip
+    assert {e.target_id for e in denied} >= {ids["media_id"], ids["integration_id"], ids["persona_id"]}
     # ...and nothing was changed: the owner still reaches every row.
     for method, path in id_routes():
         # Streams follow until the run ends; a profile is fetched from the provider (none runs here).
