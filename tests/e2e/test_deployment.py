@@ -41,6 +41,7 @@ SECRETS = {
     "POSTGRES_PASSWORD": "pg-test-secret",
     "MINIO_ROOT_USER": "nexus-test",
     "MINIO_ROOT_PASSWORD": "minio-test-secret",
+    "NEXUS_SECRET_KEYS": "k1=9OGKsKX0Kq2w8eHcXJmHGGhf6pQ6K8kGz9wX6QvQe2A",
 }
 
 
