@@ -17,12 +17,13 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from temporalio import activity
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
@@ -39,12 +40,16 @@ from nexus.chat.contracts import (
     TurnContext,
 )
 from nexus.core.orchestration import (
+    SA_INTEGRATION,
     SEARCH_ATTRIBUTES,
+    TOKEN_REFRESH_WORKFLOW,
     Queue,
     TaskQueues,
     chat_turn_workflow_id,
+    integration_workflow_id,
     media_workflow_id,
 )
+from nexus.integrations.contracts import RefreshOutcome, TokenRefreshInput
 from nexus.llm.providers import Passage
 from nexus.media import service as media_service
 from nexus.media.contracts import (
@@ -344,3 +349,49 @@ def chat_input(queues: TaskQueues) -> ChatTurnInput:
 async def start_chat(client: Client, inp: ChatTurnInput, workflow_id: str | None = None) -> WorkflowHandle[Any, str]:
     """Start a turn the way the API does (`nexus.chat.service.start_run`)."""
     return await chat_service.start_run(client, inp, workflow_id or chat_turn_workflow_id(inp.conversation_id, 1))
+
+
+# --- token refresh ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RefreshFakes:
+    """The refresh activity, answering like a provider that issues tokens of `lifetime`."""
+
+    lifetime: timedelta = timedelta(hours=2)
+    script: list[RefreshOutcome | Exception] = field(default_factory=list)
+    stop_after: timedelta | None = None  # this long after the first call, the grant is refused (user revoked it)
+    calls: list[datetime] = field(default_factory=list)
+
+    def by_queue(self) -> dict[Queue, list]:
+        return {q: [] for q in Queue} | {Queue.workflows: [self.refresh, self.sweep]}
+
+    @activity.defn(name="integrations.refresh")
+    async def refresh(self, integration_id: uuid.UUID) -> RefreshOutcome:
+        now = activity.info().current_attempt_scheduled_time
+        self.calls.append(now)
+        if self.script:
+            step = self.script.pop(0)
+            if isinstance(step, Exception):
+                raise step
+            return step
+        if self.stop_after is not None and now >= self.calls[0] + self.stop_after:
+            return RefreshOutcome(status="needs_reauth", detail="invalid_grant")
+        return RefreshOutcome(status="active", expires_at=now + self.lifetime, refreshed=True)
+
+    @activity.defn(name="integrations.sweep")
+    async def sweep(self) -> int:
+        return 0
+
+
+async def start_token_refresh(
+    client: Client, queues: TaskQueues, expires_at: datetime | None, workflow_id: str | None = None
+) -> WorkflowHandle:
+    integration_id = uuid.uuid4()
+    return await client.start_workflow(
+        TOKEN_REFRESH_WORKFLOW,
+        TokenRefreshInput(integration_id=integration_id, queues=queues, expires_at=expires_at),
+        id=workflow_id or integration_workflow_id(integration_id),
+        task_queue=queues.workflows,
+        search_attributes=TypedSearchAttributes([SearchAttributePair(SA_INTEGRATION, "spotify")]),
+    )

@@ -19,12 +19,14 @@ from temporalio.exceptions import ApplicationError
 from tests.workflows.mocks import (
     ChatFakes,
     MediaFakes,
+    RefreshFakes,
     bad_input,
     chat_input,
     media_input,
     running_workers,
     start_chat,
     start_media,
+    start_token_refresh,
     unique_queues,
 )
 
@@ -93,6 +95,34 @@ async def chat_failed(client: Client) -> WorkflowHandle:
     return await _chat(client, "chat_failed", ChatFakes(script={"chat.generate": [revoked]}))
 
 
+async def token_refresh_revoked(client: Client) -> WorkflowHandle:
+    """Half a day of 2-hour tokens: a refresh that fails for a passing reason and is retried, a `refresh_now`
+    update, then the user revokes consent (needs_reauth ends the workflow)."""
+    from datetime import timedelta
+
+    busy = ApplicationError("503", type="ProviderUnavailable")
+    fakes = RefreshFakes(script=[busy], stop_after=timedelta(hours=12))
+    queues = unique_queues()
+    async with running_workers(client, queues, fakes):
+        handle = await start_token_refresh(client, queues, None, workflow_id="token_refresh_revoked")
+        await handle.execute_update("refresh_now", result_type=str)
+        await handle.result()
+    return handle
+
+
+async def token_refresh_disconnected(client: Client) -> WorkflowHandle:
+    from datetime import UTC, datetime, timedelta
+
+    fakes = RefreshFakes()
+    queues = unique_queues()
+    async with running_workers(client, queues, fakes):
+        expires = datetime.now(UTC) + timedelta(days=3650)
+        handle = await start_token_refresh(client, queues, expires, workflow_id="token_refresh_disconnected")
+        await handle.signal("disconnect")
+        await handle.result()
+    return handle
+
+
 @dataclass(frozen=True)
 class Scenario:
     run: Callable[[Client], Awaitable[WorkflowHandle]]
@@ -106,4 +136,6 @@ SCENARIOS: dict[str, Scenario] = {
     "media_bad_input": Scenario(media_bad_input, WorkflowExecutionStatus.FAILED),
     "chat_happy": Scenario(chat_happy, WorkflowExecutionStatus.COMPLETED),
     "chat_failed": Scenario(chat_failed, WorkflowExecutionStatus.FAILED),
+    "token_refresh_revoked": Scenario(token_refresh_revoked, WorkflowExecutionStatus.COMPLETED),
+    "token_refresh_disconnected": Scenario(token_refresh_disconnected, WorkflowExecutionStatus.COMPLETED),
 }

@@ -4,67 +4,18 @@ not hammered, and continue-as-new."""
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from temporalio import activity
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
 from nexus.core.orchestration import (
     SA_INTEGRATION,
-    TOKEN_REFRESH_WORKFLOW,
-    Queue,
     TaskQueues,
-    integration_workflow_id,
 )
-from nexus.integrations.contracts import RefreshOutcome, TokenRefreshInput
-from tests.workflows.mocks import running_workers
+from nexus.integrations.contracts import RefreshOutcome
+from tests.workflows.mocks import RefreshFakes, running_workers, start_token_refresh
 from workflows.integrations import refresh_delay
-
-
-@dataclass
-class RefreshFakes:
-    """The refresh activity, answering like a provider that issues tokens of `lifetime`."""
-
-    lifetime: timedelta = timedelta(hours=2)
-    script: list[RefreshOutcome | Exception] = field(default_factory=list)
-    stop_after: timedelta | None = None  # this long after the first call, the grant is refused (user revoked it)
-    calls: list[datetime] = field(default_factory=list)
-
-    def by_queue(self) -> dict[Queue, list]:
-        return {q: [] for q in Queue} | {Queue.workflows: [self.refresh, self.sweep]}
-
-    @activity.defn(name="integrations.refresh")
-    async def refresh(self, integration_id: uuid.UUID) -> RefreshOutcome:
-        now = activity.info().current_attempt_scheduled_time
-        self.calls.append(now)
-        if self.script:
-            step = self.script.pop(0)
-            if isinstance(step, Exception):
-                raise step
-            return step
-        if self.stop_after is not None and now >= self.calls[0] + self.stop_after:
-            return RefreshOutcome(status="needs_reauth", detail="invalid_grant")
-        return RefreshOutcome(status="active", expires_at=now + self.lifetime, refreshed=True)
-
-    @activity.defn(name="integrations.sweep")
-    async def sweep(self) -> int:
-        return 0
-
-
-async def start(client: Client, queues: TaskQueues, expires_at: datetime | None) -> WorkflowHandle:
-    from temporalio.common import SearchAttributePair, TypedSearchAttributes
-
-    integration_id = uuid.uuid4()
-    return await client.start_workflow(
-        TOKEN_REFRESH_WORKFLOW,
-        TokenRefreshInput(integration_id=integration_id, queues=queues, expires_at=expires_at),
-        id=integration_workflow_id(integration_id),
-        task_queue=queues.workflows,
-        search_attributes=TypedSearchAttributes([SearchAttributePair(SA_INTEGRATION, "spotify")]),
-    )
 
 
 def test_refresh_timing() -> None:
@@ -84,7 +35,7 @@ async def test_a_month_of_refreshes_in_seconds(client: Client, queues: TaskQueue
     along the way, so its history never grew large."""
     fakes = RefreshFakes(stop_after=timedelta(days=30))
     async with running_workers(client, queues, fakes):
-        handle = await start(client, queues, None)  # expiry unknown: refresh at once
+        handle = await start_token_refresh(client, queues, None)  # expiry unknown: refresh at once
         first_run = (await handle.describe()).run_id
         assert await handle.result() == "needs_reauth"
         last = await handle.describe()
@@ -106,7 +57,7 @@ async def test_passing_failures_are_retried_and_the_integration_keeps_going(clie
     busy = ApplicationError("429", type="ProviderUnavailable", next_retry_delay=timedelta(minutes=7))
     fakes = RefreshFakes(script=[busy, busy], stop_after=timedelta(hours=3))
     async with running_workers(client, queues, fakes):
-        handle = await start(client, queues, None)
+        handle = await start_token_refresh(client, queues, None)
         assert await handle.result() == "needs_reauth"
     assert len(fakes.calls) >= 4  # two failed attempts, then it went on refreshing
 
@@ -116,7 +67,7 @@ async def test_refresh_now_answers_with_the_new_status_and_disconnect_ends_it(
 ) -> None:
     fakes = RefreshFakes()
     async with running_workers(client, queues, fakes):
-        handle = await start(client, queues, datetime.now(UTC) + timedelta(days=3650))
+        handle = await start_token_refresh(client, queues, datetime.now(UTC) + timedelta(days=3650))
         assert await handle.execute_update("refresh_now", result_type=str) == "active"
         assert len(fakes.calls) == 1
         await handle.signal("disconnect")
@@ -128,6 +79,6 @@ async def test_a_misconfigured_client_waits_for_the_operator(client: Client, que
     misconfigured = RefreshOutcome(status="degraded", retry_in_s=3600, detail="invalid_client")
     fakes = RefreshFakes(script=[misconfigured], stop_after=timedelta(minutes=30))
     async with running_workers(client, queues, fakes):
-        handle = await start(client, queues, None)
+        handle = await start_token_refresh(client, queues, None)
         assert await handle.result() == "needs_reauth"
     assert len(fakes.calls) == 2 and fakes.calls[1] - fakes.calls[0] >= timedelta(hours=1)
