@@ -47,7 +47,7 @@ from nexus.core.temporal import RPC_TIMEOUT, is_running
 from nexus.identity import audit, oauth
 from nexus.identity.audit import NO_CLIENT, ClientInfo
 from nexus.integrations.contracts import RefreshOutcome, TokenRefreshInput
-from nexus.integrations.providers import Provider, get_provider
+from nexus.integrations.providers import Provider, ProviderNotConfigured, get_provider
 from nexus.runtime import Runtime
 
 log = logging.getLogger("nexus.integrations")
@@ -292,7 +292,13 @@ async def _refresh_claimed(runtime: Runtime, integration_id: uuid.UUID) -> Refre
     if refresh_token is None:
         await _needs_reauth(runtime, integration_id, owner, "the provider gave no refresh token: reconnect")
         return RefreshOutcome(status=IntegrationStatus.needs_reauth.value)
-    provider = await get_provider(runtime.settings, row.provider)
+    try:
+        provider = await get_provider(runtime.settings, row.provider)
+    except ProviderNotConfigured as exc:  # an operator removed the client registration: wait for them
+        await _mark(runtime, integration_id, status=IntegrationStatus.degraded, last_error=str(exc)[:500])
+        return RefreshOutcome(
+            status=IntegrationStatus.degraded.value, retry_in_s=MISCONFIGURED_RETRY_S, detail=str(exc)
+        )
     now = utcnow()
     try:
         token = await oauth.refresh(provider.config, refresh_token)  # no database lock is held here

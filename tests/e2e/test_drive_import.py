@@ -10,16 +10,17 @@ from pathlib import Path
 import httpx
 import pytest
 from pydantic import SecretStr
+from temporalio.client import Client
 
 from nexus.runtime import Runtime
-from tests.api.test_integrations import connect
+from tests.api.test_integrations import connect, stop_refresh_workflows
 from tests.conftest import MakeAccount, follow_job, overridden
 from tests.harness import LiveServer
 from tests.oauth_provider import OAuthProvider
 
 
 @pytest.fixture
-async def google(runtime: Runtime, clips: dict[str, Path]) -> AsyncIterator[OAuthProvider]:
+async def google(runtime: Runtime, clips: dict[str, Path], temporal_client: Client) -> AsyncIterator[OAuthProvider]:
     with OAuthProvider(user={"id": f"g-{uuid.uuid4().hex[:8]}", "email": "me@example.com"}) as provider:
         provider.files["talk-1"] = ("talk.wav", "audio/wav", clips["a_wav"].read_bytes())
         provider.files["notes-1"] = ("notes.txt", "text/plain", b"not audio at all")
@@ -31,6 +32,7 @@ async def google(runtime: Runtime, clips: dict[str, Path]) -> AsyncIterator[OAut
             google_api_url=provider.url,
         ):
             yield provider
+            await stop_refresh_workflows(temporal_client, runtime)
 
 
 async def test_a_drive_file_is_imported_with_a_fresh_token(
