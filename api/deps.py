@@ -150,7 +150,9 @@ async def get_current_user(conn: HTTPConnection, runtime: RuntimeDep) -> User:
             status.HTTP_401_UNAUTHORIZED,
             "missing credentials: send `Authorization: Bearer <api key>` or sign in (POST /auth/session)",
         )
-    failures = [f"apikey-fail:ip:{client_info(conn).ip}"]
+    # Failed keys are counted per address and per key (its visible prefix): guessing from many addresses at one
+    # key is limited too.
+    failures = [f"apikey-fail:ip:{client_info(conn).ip}", f"apikey-fail:key:{(token or '')[:11]}"]
     limit = runtime.settings.auth_rate_limit_per_minute
     if not ticket and (wait := await ratelimit.blocked(runtime.engine, failures, limit)) is not None:
         await _too_many(conn, runtime, "apikey", wait)
@@ -160,7 +162,7 @@ async def get_current_user(conn: HTTPConnection, runtime: RuntimeDep) -> User:
     if user is None:
         if not ticket:
             prefix = (token or "")[:11]
-            await ratelimit.hit(runtime.engine, [*failures, f"apikey-fail:key:{prefix}"], limit)
+            await ratelimit.hit(runtime.engine, failures, limit)
             await audit.record_now(
                 runtime.engine,
                 "apikey.auth",

@@ -170,3 +170,14 @@ async def test_attempt_limits_hold_across_api_processes(runtime: Runtime, make_a
     async with session_scope(runtime.engine) as session:
         events = (await session.execute(select(AuditLog).where(col(AuditLog.ip) == ip))).scalars().all()
     assert {(e.action, e.outcome) for e in events} == {("apikey.auth", "failure"), ("ratelimit", "denied")}
+
+    # One key guessed at from many addresses: limited per key as well.
+    key = f"Bearer nx_{uuid.uuid4().hex[:8]}_guess"
+    with overridden(runtime.settings, auth_rate_limit_per_minute=3):
+        spread = []
+        for _ in range(4):
+            [client, _other] = clients_from(new_ip())
+            spread.append((await client.get("/api/media", headers={"Authorization": key})).status_code)
+            await client.aclose()
+            await _other.aclose()
+    assert spread == [401, 401, 401, 429]

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from pydantic import SecretStr
 from temporalio.client import Client
 
 from nexus.runtime import Runtime
-from tests.api.test_integrations import connect, stop_refresh_workflows
-from tests.conftest import MakeAccount, follow_job, overridden
+from tests.conftest import MakeAccount, follow_job
+from tests.e2e.test_integrations import as_google, connect, stop_refresh_workflows
 from tests.harness import LiveServer
 from tests.oauth_provider import OAuthProvider
 
@@ -24,13 +23,7 @@ async def google(runtime: Runtime, clips: dict[str, Path], temporal_client: Clie
     with OAuthProvider(user={"id": f"g-{uuid.uuid4().hex[:8]}", "email": "me@example.com"}) as provider:
         provider.files["talk-1"] = ("talk.wav", "audio/wav", clips["a_wav"].read_bytes())
         provider.files["notes-1"] = ("notes.txt", "text/plain", b"not audio at all")
-        with overridden(
-            runtime.settings,
-            google_client_id=provider.client_id,
-            google_client_secret=SecretStr(provider.client_secret),
-            google_discovery_url=provider.discovery_url,
-            google_api_url=provider.url,
-        ):
+        with as_google(runtime, provider):
             yield provider
             await stop_refresh_workflows(temporal_client, runtime)
 

@@ -53,7 +53,7 @@ async def test_a_month_of_refreshes_in_seconds(client: Client, queues: TaskQueue
 
 async def test_passing_failures_are_retried_and_the_integration_keeps_going(client: Client, queues: TaskQueues) -> None:
     """(The time-skipping server ignores `next_retry_delay`; Retry-After is checked on the dev server in
-    tests/api/test_integrations.py.)"""
+    tests/e2e/test_integrations.py.)"""
     busy = ApplicationError("429", type="ProviderUnavailable", next_retry_delay=timedelta(minutes=7))
     fakes = RefreshFakes(script=[busy, busy], stop_after=timedelta(hours=3))
     async with running_workers(client, queues, fakes):

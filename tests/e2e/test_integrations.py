@@ -35,6 +35,17 @@ def provider() -> Iterator[OAuthProvider]:
         yield p
 
 
+def as_google(runtime: Runtime, provider: OAuthProvider) -> contextlib.AbstractContextManager[None]:
+    """Google (discovery, token, revocation, userinfo, Drive) played by the loopback provider."""
+    return overridden(
+        runtime.settings,
+        google_client_id=provider.client_id,
+        google_client_secret=SecretStr(provider.client_secret),
+        google_discovery_url=provider.discovery_url,
+        google_api_url=provider.url,
+    )
+
+
 async def stop_refresh_workflows(client: Client, runtime: Runtime) -> None:
     """End the refresh workflows a test started: they would outlive its provider and settings."""
     query = f'WorkflowType="TokenRefresh" AND ExecutionStatus="Running" AND TaskQueue="{runtime.queues.workflows}"'
@@ -283,13 +294,7 @@ async def test_a_ciphertext_moved_to_another_row_does_not_open_and_is_not_a_500(
 async def test_google_connects_with_offline_consent_and_disconnect_revokes(
     live_api: LiveServer, runtime: Runtime, make_account: MakeAccount, provider: OAuthProvider, temporal_client: Client
 ) -> None:
-    with overridden(
-        runtime.settings,
-        google_client_id=provider.client_id,
-        google_client_secret=SecretStr(provider.client_secret),
-        google_discovery_url=provider.discovery_url,
-        google_api_url=provider.url,
-    ):
+    with as_google(runtime, provider):
         account = await make_account()
         async with httpx.AsyncClient(base_url=live_api.url, headers=account.headers) as browser:
             begun = await browser.get("/api/integrations/google/connect")
