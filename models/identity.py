@@ -140,3 +140,13 @@ class AuditLog(TimestampedModel, table=True):
     outcome: str = Field(default="success", max_length=16)
     ip: str | None = Field(default=None, max_length=64)
     user_agent: str | None = Field(default=None, max_length=400)
+
+
+class Vocabulary(SQLModel, table=True):
+    """A user's words for transcription (names, products, jargon): passed to Whisper as hotwords."""
+
+    __tablename__ = "vocabularies"
+
+    user_id: uuid.UUID = Field(foreign_key="users.id", primary_key=True, ondelete="CASCADE")
+    terms: list[str] = Field(default_factory=list, sa_column=sa.Column(JSONB, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False)

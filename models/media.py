@@ -5,10 +5,11 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from pgvector.sqlalchemy import Vector
-from sqlalchemy.dialects.postgresql import ARRAY, TSVECTOR
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 from sqlmodel import Field
 
 from models.base import OwnedModel, TimestampedModel, utcnow
@@ -64,6 +65,14 @@ class MediaItem(OwnedModel, table=True):
     duplicate_of: uuid.UUID | None = Field(default=None, foreign_key="media_items.id", ondelete="SET NULL")
     duplicate_ber: float | None = None
     language: str | None = Field(default=None, max_length=16)
+    # Seconds of speech per language detected (a recording may switch).
+    languages: dict[str, float] = Field(
+        default_factory=dict, sa_column=sa.Column(JSONB, nullable=False, server_default="{}")
+    )
+    # What transcription was asked for (language, vocabulary, prompt) and what it did (models, warnings).
+    transcription: dict[str, Any] = Field(
+        default_factory=dict, sa_column=sa.Column(JSONB, nullable=False, server_default="{}")
+    )
     summary: str | None = Field(default=None, sa_type=sa.Text)
     tags: list[str] = Field(default_factory=list, sa_column=sa.Column(ARRAY(sa.String(40)), nullable=False))
     enrichment_provider: str | None = Field(default=None, max_length=50)
@@ -114,7 +123,12 @@ class TranscriptSegment(TimestampedModel, table=True):
     start_s: float
     end_s: float
     speaker: str | None = Field(default=None, max_length=100)
+    language: str | None = Field(default=None, max_length=16)
     text: str = Field(sa_type=sa.Text)
+    # Word timings: [[word, start_s, end_s, probability], ...] (compact: an hour holds ~10,000 words).
+    words: list[list[Any]] = Field(
+        default_factory=list, sa_column=sa.Column(JSONB, nullable=False, server_default="[]")
+    )
 
 
 class MediaChunk(TimestampedModel, table=True):

@@ -11,10 +11,12 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlmodel import col
 
-from api.deps import CurrentUser, SessionDep, client_info
+from api.deps import CurrentUser, RuntimeDep, SessionDep, client_info
 from models import ApiKey, AuditLog, Role, Workspace, WorkspaceMember
+from nexus.core.errors import BadInput
 from nexus.identity.service import issue_api_key, issue_ws_ticket, revoke_api_key
 from nexus.identity.sessions import list_sessions, revoke_session
+from nexus.media import vocabulary
 
 router = APIRouter(prefix="/api", tags=["account"])
 
@@ -164,3 +166,30 @@ async def audit_events(
     if action:
         query = query.where(col(AuditLog.action) == action)
     return [AuditOut.model_validate(e, from_attributes=True) for e in (await session.execute(query)).scalars()]
+
+
+class VocabularyIn(BaseModel):
+    terms: list[str] = Field(max_length=1000, description="Names, products, jargon: each up to 60 characters.")
+
+
+class VocabularyOut(BaseModel):
+    terms: list[str]
+
+
+@router.get("/vocabulary")
+async def get_vocabulary(user: CurrentUser, session: SessionDep) -> VocabularyOut:
+    """Your vocabulary: every transcription of your uploads is told these words."""
+    return VocabularyOut(terms=await vocabulary.get_terms(session, user.id))
+
+
+@router.put("/vocabulary")
+async def put_vocabulary(
+    body: VocabularyIn, user: CurrentUser, session: SessionDep, runtime: RuntimeDep
+) -> VocabularyOut:
+    """Replace your vocabulary (trimmed, de-duplicated, at most NEXUS_MAX_VOCABULARY_TERMS terms)."""
+    try:
+        terms = vocabulary.clean_terms(body.terms, runtime.settings)
+    except BadInput as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
+    await vocabulary.set_terms(session, user.id, terms)
+    return VocabularyOut(terms=terms)

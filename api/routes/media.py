@@ -8,7 +8,7 @@ import tempfile
 import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile, status
 from pydantic import BaseModel, Field, model_validator
@@ -25,6 +25,7 @@ from nexus.identity.service import personal_workspace
 from nexus.media.fetch import check_url, validate_upload
 from nexus.media.repository import media_prefix
 from nexus.media.service import create_job, delete_media, latest_job, start_pipeline
+from nexus.media.vocabulary import check_language, clean_terms, split_terms, transcription_request
 from nexus.runtime import Runtime
 
 router = APIRouter(prefix="/api/media", tags=["media"])
@@ -41,6 +42,13 @@ class ProcessRequest(BaseModel):
         default=None, description="Which connected Google account (default: your most recent active one)."
     )
     title: str | None = Field(default=None, max_length=500)
+    language: str | None = Field(
+        default=None, max_length=8, description="Force the spoken language (e.g. `de`); default: detected."
+    )
+    vocabulary: list[str] = Field(
+        default_factory=list, max_length=500, description="Terms to recognise, on top of your vocabulary."
+    )
+    prompt: str | None = Field(default=None, max_length=5000, description="Context for the transcriber.")
 
     @model_validator(mode="after")
     def _one_source(self) -> ProcessRequest:
@@ -71,15 +79,28 @@ class MediaSummary(BaseModel):
     error: str | None
 
 
+class WordOut(BaseModel):
+    word: str
+    start: float
+    end: float
+    probability: float
+
+
 class SegmentOut(BaseModel):
     start: float
     end: float
     speaker: str | None
+    language: str | None
     text: str
+    words: list[WordOut]
 
 
 class MediaDetail(MediaSummary):
     language: str | None
+    languages: dict[str, float] = Field(description="Seconds of speech per detected language.")
+    transcription: dict[str, Any] = Field(
+        description="What transcription applied (language, vocabulary, prompt, models) and its warnings."
+    )
     original_filename: str | None
     size_bytes: int | None
     enrichment_provider: str | None
@@ -133,10 +154,31 @@ async def process_url(
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
     workspace = await personal_workspace(session, user)
     media = MediaItem(
-        owner_id=user.id, workspace_id=workspace.id, source_type=SourceType.url, source_url=url, title=body.title
+        owner_id=user.id,
+        workspace_id=workspace.id,
+        source_type=SourceType.url,
+        source_url=url,
+        title=body.title,
+        transcription=await _transcription(session, runtime, user, body.language, body.vocabulary, body.prompt),
     )
     _, submitted = await _submit(session, client, runtime, media)
     return submitted
+
+
+async def _transcription(
+    session: AsyncSession,
+    runtime: Runtime,
+    user: User,
+    language: str | None,
+    vocabulary: list[str],
+    prompt: str | None,
+) -> dict[str, Any]:
+    try:
+        return await transcription_request(
+            session, runtime.settings, user.id, language=language, vocabulary=vocabulary, prompt=prompt
+        )
+    except BadInput as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
 
 
 async def _import_from_drive(
@@ -178,6 +220,7 @@ async def _import_from_drive(
         integration_id=integration.id,
         original_filename=found.name[:500],
         title=body.title or found.name[:500],
+        transcription=await _transcription(session, runtime, user, body.language, body.vocabulary, body.prompt),
     )
     _, submitted = await _submit(session, client, runtime, media)
     return submitted
@@ -192,8 +235,18 @@ async def upload(
     file: Annotated[UploadFile, File(description="Audio or video file")],
     source: Annotated[Literal["file", "mic"], Form()] = "file",
     title: Annotated[str | None, Form(max_length=500)] = None,
+    language: Annotated[str | None, Form(max_length=8, description="Force the language, e.g. `de`.")] = None,
+    vocabulary: Annotated[
+        str | None, Form(max_length=20_000, description="Terms to recognise, comma- or newline-separated.")
+    ] = None,
+    prompt: Annotated[str | None, Form(max_length=5000, description="Context for the transcriber.")] = None,
 ) -> Submitted:
     settings = runtime.settings
+    try:  # checked before the upload streams in (no query yet: no pooled connection waits on the upload)
+        check_language(language)
+        clean_terms(split_terms(vocabulary), settings)
+    except BadInput as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
     max_bytes = int(settings.max_media_mb * 1024 * 1024)
     name = Path(file.filename or "upload").name
     suffix = Path(name).suffix.lower()[:10] or ".bin"
@@ -228,6 +281,9 @@ async def upload(
         # The copy to storage comes before the first query: no pooled connection waits on a slow object store.
         await asyncio.to_thread(runtime.store.put_file, media.original_key, path, file.content_type)
         try:
+            media.transcription = await _transcription(
+                session, runtime, user, language, split_terms(vocabulary), prompt
+            )
             media.workspace_id = (await personal_workspace(session, user)).id
             _, submitted = await _submit(session, client, runtime, media)
         except BaseException:
@@ -279,12 +335,24 @@ async def get_media(media: ReadableMedia, session: SessionDep) -> MediaDetail:
     return MediaDetail(
         **_summary(media).model_dump(),
         language=media.language,
+        languages=media.languages or {},
+        transcription=media.transcription or {},
         original_filename=media.original_filename,
         size_bytes=media.size_bytes,
         enrichment_provider=media.enrichment_provider,
         enrichment_model=media.enrichment_model,
         job_id=job.id if job else None,
-        segments=[SegmentOut(start=s.start_s, end=s.end_s, speaker=s.speaker, text=s.text) for s in segments],
+        segments=[
+            SegmentOut(
+                start=s.start_s,
+                end=s.end_s,
+                speaker=s.speaker,
+                language=s.language,
+                text=s.text,
+                words=[WordOut(word=w[0], start=w[1], end=w[2], probability=w[3]) for w in s.words or []],
+            )
+            for s in segments
+        ],
     )
 
 

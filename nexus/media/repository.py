@@ -232,13 +232,21 @@ async def store_transcript(engine: AsyncEngine, media: MediaItem, transcript: Tr
                     start_s=seg.start,
                     end_s=seg.end,
                     speaker=_clip(seg.speaker, 100),
+                    language=_clip(seg.language, 16),
                     text=seg.text,
+                    words=[[w.word, w.start, w.end, w.probability] for w in seg.words],
                 )
             )
+        done = {"models": transcript.models, "warnings": transcript.warnings}
         await session.execute(
             update(MediaItem)
             .where(col(MediaItem.id) == media.id)
-            .values(language=_clip(transcript.language, 16), updated_at=utcnow())
+            .values(
+                language=_clip(transcript.language, 16),
+                languages=transcript.languages,
+                transcription=MediaItem.transcription.op("||")(done),  # type: ignore[attr-defined]
+                updated_at=utcnow(),
+            )
         )
 
 

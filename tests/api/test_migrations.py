@@ -13,7 +13,7 @@ TABLES = {
     "users", "api_keys", "sessions", "audit_log", "workspaces", "workspace_members",
     "media_items", "media_jobs", "job_events", "transcript_segments", "media_chunks",
     "personas", "conversations", "messages", "chat_turns", "turn_events", "ws_tickets",
-    "user_identities", "oauth_states", "integrations", "rate_limits",
+    "user_identities", "oauth_states", "integrations", "rate_limits", "vocabularies",
 }  # fmt: skip
 
 

@@ -1,0 +1,101 @@
+"""Transcripts a user can trust, on the whole stack with the real models: a recording that switches language
+keeps both halves (each segment with its language), the warning when no multilingual model is configured, a
+forced language, the user's vocabulary reaching the model, and word timings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from nexus.runtime import Runtime
+from tests.conftest import MakeAccount, follow_job, overridden
+from tests.harness import LiveServer
+from tests.media_fixtures import ffmpeg, speak
+
+ENGLISH = "The weather in the mountains was cold this morning, and the hikers waited for the sun before the climb."
+SPANISH = "Por la tarde fuimos en tren a Madrid, donde dormimos en un pequeño hotel cerca de la estación."
+BRAND = "Yesterday we installed Quorvex on every laptop, and Quorvex now backs up our files each night."
+
+
+def espeak(text: str, dest: Path, voice: str) -> Path:
+    import subprocess
+
+    subprocess.run(["espeak-ng", "-v", voice, "-s", "140", "-w", str(dest), text], check=True, capture_output=True)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("speech")
+    en, es = espeak(ENGLISH, root / "en.wav", "en"), espeak(SPANISH, root / "es.wav", "es")
+    both = root / "en_es.mp3"
+    ffmpeg("-i", str(en), "-i", str(es), "-filter_complex", "[0:a][1:a]concat=n=2:v=0:a=1", str(both))
+    return {"en_es": both, "es": es, "brand": speak(BRAND, root / "brand.wav", speed=140)}
+
+
+async def upload(api: httpx.AsyncClient, headers: dict[str, str], path: Path, **form: str) -> dict:
+    with path.open("rb") as fh:
+        resp = await api.post("/api/media/upload", files={"file": (path.name, fh)}, data=form, headers=headers)
+    assert resp.status_code == 202, resp.text
+    events = await follow_job(api, headers, resp.json()["job_id"])
+    assert events[-1]["stage"] == "completed", events[-1]
+    return (await api.get(f"/api/media/{resp.json()['media_id']}", headers=headers)).json()
+
+
+def text_of(item: dict, language: str | None = None) -> str:
+    return " ".join(s["text"] for s in item["segments"] if language is None or s["language"] == language).lower()
+
+
+async def test_a_recording_that_switches_language_keeps_both_halves(
+    live_api: LiveServer, make_account: MakeAccount, speech: dict[str, Path]
+) -> None:
+    account = await make_account()
+    async with httpx.AsyncClient(base_url=live_api.url, timeout=60) as api:
+        item = await upload(api, account.headers, speech["en_es"])
+    assert set(item["languages"]) == {"en", "es"} and item["languages"]["es"] > 4, item["languages"]
+    assert "mountains" in text_of(item, "en") and "estación" in text_of(item, "es"), item["segments"]
+    assert item["transcription"]["models"] == ["tiny.en", "base (multilingual)"]
+    assert item["transcription"]["warnings"] == []
+    spanish = [s for s in item["segments"] if s["language"] == "es"]
+    assert min(s["start"] for s in spanish) >= 6  # the second half (the English takes ~7 s)
+    for segment in item["segments"]:  # word timings: inside their segment, in order
+        words = segment["words"]
+        assert words and all(segment["start"] - 0.5 <= w["start"] <= w["end"] <= segment["end"] + 0.5 for w in words)
+        assert [w["start"] for w in words] == sorted(w["start"] for w in words)
+
+
+async def test_without_a_multilingual_model_the_item_says_what_was_not_transcribed(
+    live_api: LiveServer, runtime: Runtime, make_account: MakeAccount, speech: dict[str, Path]
+) -> None:
+    account = await make_account()
+    with overridden(runtime.settings, whisper_multilingual_model="none"):
+        async with httpx.AsyncClient(base_url=live_api.url, timeout=60) as api:
+            item = await upload(api, account.headers, speech["en_es"])
+    assert list(item["languages"]) == ["en"] and "mountains" in text_of(item)
+    [warning, *_] = item["transcription"]["warnings"]
+    assert "no multilingual model" in warning and " s to " in warning, item["transcription"]
+
+
+async def test_a_forced_language_and_the_users_vocabulary_reach_the_model(
+    live_api: LiveServer, make_account: MakeAccount, speech: dict[str, Path]
+) -> None:
+    account = await make_account()
+    async with httpx.AsyncClient(base_url=live_api.url, timeout=60, headers=account.headers) as api:
+        spanish = await upload(api, account.headers, speech["es"], language="es")
+        assert {s["language"] for s in spanish["segments"]} == {"es"} and "estación" in text_of(spanish)
+        assert spanish["transcription"]["language"] == "es"
+        assert spanish["transcription"]["models"] == ["base (multilingual)"]
+
+        saved = await api.put("/api/vocabulary", json={"terms": ["Quorvex", " quorvex ", "Night  Shift"]})
+        assert saved.json() == {"terms": ["Quorvex", "Night Shift"]}
+        assert (await api.get("/api/vocabulary")).json()["terms"] == ["Quorvex", "Night Shift"]
+        taught = await upload(api, account.headers, speech["brand"], vocabulary="Backups")
+        assert "quorvex" in text_of(taught), text_of(taught)
+        assert taught["transcription"]["vocabulary"] == ["Quorvex", "Night Shift", "Backups"]
+
+        bad = await api.post("/api/media/process", json={"url": "https://example.com/a.mp3", "language": "xx"})
+        assert bad.status_code == 400 and "unknown language" in bad.json()["detail"]
+        too_many = await api.put("/api/vocabulary", json={"terms": [f"term{i}" for i in range(101)]})
+        assert too_many.status_code == 400 and "at most 100" in too_many.json()["detail"]

@@ -1,0 +1,46 @@
+"""The audit's arithmetic: which speech no segment covers, which segments the model doubts, the windows that
+go to the multilingual model, and seconds per language."""
+
+from __future__ import annotations
+
+from nexus.media.transcribe import (
+    Segment,
+    Word,
+    doubtful,
+    languages_of,
+    merge_spans,
+    uncovered,
+    windows,
+)
+
+
+def seg(start: float, end: float, probs: tuple[float, ...] = (), language: str | None = "en") -> Segment:
+    words = tuple(Word(f"w{i}", start, end, p) for i, p in enumerate(probs))
+    return Segment(start, end, "text", language=language, words=words)
+
+
+def test_speech_no_segment_covers_is_found() -> None:
+    speech = [(0.0, 20.0), (25.0, 27.0)]
+    segments = [seg(0.0, 8.5), seg(9.0, 10.0)]
+    assert uncovered(speech, segments) == [(10.0, 20.0), (25.0, 27.0)]
+    assert uncovered([(0.0, 10.0)], [seg(0.0, 4.0), seg(4.5, 10.0)]) == []  # a breath between is no gap
+
+
+def test_the_model_doubting_its_words_is_noticed() -> None:
+    assert not doubtful(seg(0, 5, (0.9, 0.8, 0.95, 0.7)))  # clear English
+    assert doubtful(seg(0, 5, (0.4, 0.5, 0.3, 0.6)))  # mean below 0.55
+    assert doubtful(seg(0, 5, (0.9, 0.9, 0.1, 0.2, 0.9)))  # two of five under 0.3
+    assert not doubtful(seg(0, 5))  # no word timings: nothing to judge
+
+
+def test_spans_merge_and_split_into_whisper_windows() -> None:
+    assert merge_spans([(10.0, 12.0), (12.2, 15.0), (40.0, 41.0)], pad=0.3) == [(9.7, 15.3), (39.7, 41.3)]
+    assert windows(0.0, 20.0) == [(0.0, 20.0)]
+    parts = windows(10.0, 75.0)
+    assert len(parts) == 3 and parts[0][0] == 10.0 and parts[-1][1] == 75.0
+    assert all(b - a <= 30.0 for a, b in parts)
+
+
+def test_seconds_per_language() -> None:
+    found = languages_of([seg(0, 8.5), seg(8.7, 12.0, language="es"), seg(12.0, 17.0, language="es")])
+    assert found == {"en": 8.5, "es": 8.3}
