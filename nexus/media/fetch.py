@@ -301,6 +301,7 @@ class Probe:
     format_name: str
     has_audio: bool
     has_video: bool
+    channels: int = 1  # of the first audio stream
 
 
 PROBE_TIMEOUT_S = 30.0
@@ -331,6 +332,9 @@ def _parse_probe(path: Path, returncode: int, stdout: str, stderr: str) -> Probe
         format_name=info.get("format", {}).get("format_name", "unknown"),
         has_audio="audio" in kinds,
         has_video="video" in kinds,
+        channels=next(
+            (int(s.get("channels") or 1) for s in info.get("streams", []) if s.get("codec_type") == "audio"), 1
+        ),
     )
 
 
@@ -405,6 +409,55 @@ def to_speech_wav(src: Path, dest: Path, stop: StopToken | None = None) -> None:
     if not dest.exists() or dest.stat().st_size <= 44:  # 44 bytes: a WAV header and no samples
         log.warning("ffmpeg produced no samples from %s: %s", src, stderr.strip())
         raise BadInput("could not decode the audio: the audio track holds no sound")
+
+
+MAX_CHANNELS = 8
+DISTINCT_BELOW = 0.5  # channels whose samples correlate less than this carry different sound (a speaker each)
+
+
+def to_channels_wav(src: Path, dest: Path, channels: int, stop: StopToken | None = None) -> bool:
+    """16 kHz PCM keeping the source's channels (up to 8), when they carry different sound: one speaker per
+    channel, as phone calls, interviews and meeting tools record. False (and no file) for mono, for identical
+    channels, and for ordinary stereo, whose channels correlate: those are transcribed from the mix."""
+    if channels < 2:
+        return False
+    count = min(channels, MAX_CHANNELS)
+    args = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(src)]
+    args += ["-vn", "-ac", str(count), "-ar", "16000", "-c:a", "pcm_s16le", str(dest)]
+    returncode, stderr = _run_stoppable(args, stop, timeout_s=1800)
+    if returncode != 0:
+        log.warning("ffmpeg could not split the channels of %s: %s", src, stderr.strip())
+        return False
+    if channel_correlation(dest) < DISTINCT_BELOW:
+        return True
+    dest.unlink(missing_ok=True)
+    return False
+
+
+def channel_correlation(wav_path: Path) -> float:
+    """The smallest Pearson correlation between any two channels, read in one-second blocks (an hour of
+    stereo is never in memory at once)."""
+    import wave
+
+    import numpy as np
+
+    with wave.open(str(wav_path), "rb") as wav:
+        count = wav.getnchannels()
+        sums = np.zeros(count)
+        squares = np.zeros((count, count))
+        n = 0
+        while frames := wav.readframes(16_000):
+            block = np.frombuffer(frames, dtype=np.int16).reshape(-1, count).astype(np.float64)
+            sums += block.sum(axis=0)
+            squares += block.T @ block
+            n += len(block)
+    if n == 0:
+        return 1.0
+    mean = sums / n
+    cov = squares / n - np.outer(mean, mean)
+    std = np.sqrt(np.clip(np.diag(cov), 1e-12, None))
+    corr = cov / np.outer(std, std)
+    return float(corr[np.triu_indices(count, k=1)].min())
 
 
 def _run_stoppable(args: list[str], stop: StopToken | None, *, timeout_s: float) -> tuple[int, str]:

@@ -26,7 +26,7 @@ from nexus.core.stopping import run_stoppable
 from nexus.media import repository
 from nexus.media.chunking import chunk_segments
 from nexus.media.contracts import DedupResult, EmbedResult, EnrichResult, FetchResult, TranscribeResult
-from nexus.media.fetch import check_url, download, to_speech_wav, validate_media
+from nexus.media.fetch import check_url, download, to_channels_wav, to_speech_wav, validate_media
 from nexus.media.fingerprint import Fingerprint, fingerprint_file, is_near_duplicate
 from nexus.media.repository import media_prefix
 from nexus.runtime import Runtime
@@ -95,11 +95,15 @@ async def fetch(
         )
         wav = tmp / "audio.wav"
         await run_stoppable(lambda stop: to_speech_wav(original, wav, stop))
+        split = tmp / "channels.wav"
+        distinct = await run_stoppable(lambda stop: to_channels_wav(original, split, info.channels, stop))
         progress(0.95)
         await load(rt, media_id)  # deleted meanwhile: write nothing under its prefix
         audio_key = f"{prefix}/audio.wav"
         if original_key != media.original_key:
             await asyncio.to_thread(store.put_file, original_key, original)
+        if distinct:  # a speaker per channel: transcription hears each channel on its own
+            await asyncio.to_thread(store.put_file, channels_key(prefix), split, "audio/wav")
         await asyncio.to_thread(store.put_file, audio_key, wav, "audio/wav")
         size = original.stat().st_size
     stored = await repository.store_audio(
@@ -138,6 +142,11 @@ async def _download_from_drive(
         raise BadInput(f"Google Drive: {exc}") from exc
 
 
+def channels_key(prefix: str) -> str:
+    """Where the per-channel audio of a recording with a speaker per channel is kept."""
+    return f"{prefix}/channels.wav"
+
+
 async def fingerprint(rt: Runtime, media_id: uuid.UUID) -> DedupResult:
     """Fingerprint the audio and compare it with the owner's other items: a near-duplicate is not reprocessed.
     The decision is made once (a retry finds it stored) and serialized per owner (`settle_duplicate`)."""
@@ -157,24 +166,27 @@ async def fingerprint(rt: Runtime, media_id: uuid.UUID) -> DedupResult:
 
 
 async def transcribe(rt: Runtime, media_id: uuid.UUID, progress: Progress = _ignore) -> TranscribeResult:
-    from nexus.media.transcribe import Options
+    from nexus.media.transcribe import Options, transcribe_channels
     from nexus.media.transcribe import transcribe as run_whisper
 
     media = await load(rt, media_id)
     existing = await repository.count_segments(rt.engine, media.id)
     if existing:
         return TranscribeResult(segments=existing, language=media.language, reused=True)
+    split = channels_key(media_prefix(media.owner_id, media.id))
+    by_channel = await asyncio.to_thread(rt.store.exists, split)
     with scratch_dir("stt") as tmp:
         wav = tmp / "audio.wav"
-        await asyncio.to_thread(rt.store.get_file, media.audio_key or "", wav)
+        await asyncio.to_thread(rt.store.get_file, split if by_channel else media.audio_key or "", wav)
         asked = media.transcription or {}
         options = Options(
             language=asked.get("language"),
             hotwords=", ".join(asked.get("vocabulary") or []) or None,
             prompt=asked.get("prompt") or None,
         )
+        run = transcribe_channels if by_channel else run_whisper
         result = await run_stoppable(
-            lambda stop: run_whisper(
+            lambda stop: run(
                 rt.settings, wav, lambda done, total: progress(done / total if total else 0.0), stop, options
             )
         )

@@ -203,8 +203,55 @@ def transcribe(
     there too, so a cancelled transcription ends within one segment instead of running to the end."""
     from faster_whisper.audio import decode_audio
 
-    options = options or Options()
     samples = decode_audio(str(audio), sampling_rate=SAMPLE_RATE)
+    return _transcribe(settings, samples, on_progress, stop, options or Options())
+
+
+def read_channels(path: Path) -> list[np.ndarray]:
+    """A 16 kHz PCM WAV's channels as float32 arrays."""
+    import wave
+
+    with wave.open(str(path), "rb") as wav:
+        count, frames = wav.getnchannels(), wav.readframes(wav.getnframes())
+    data = np.frombuffer(frames, dtype=np.int16).reshape(-1, count).astype(np.float32) / 32768.0
+    return [np.ascontiguousarray(data[:, i]) for i in range(count)]
+
+
+def transcribe_channels(
+    settings: Settings,
+    channels_wav: Path,
+    on_progress: Callable[[float, float], None] | None = None,
+    stop: StopToken | None = None,
+    options: Options | None = None,
+) -> Transcript:
+    """One transcript per channel (a speaker per channel: phone calls, interviews, meeting tools), labelled
+    S1, S2, ... by channel and merged in time order: overlapping speech is kept, not mixed away."""
+    channels = read_channels(channels_wav)
+    merged: list[Segment] = []
+    warnings: list[str] = []
+    models: list[str] = []
+    duration = len(channels[0]) / SAMPLE_RATE
+    for i, samples in enumerate(channels):
+        label = f"S{i + 1}"
+
+        def progress(done: float, _total: float, i: int = i) -> None:
+            if on_progress:
+                on_progress((i + done / duration) * duration / len(channels), duration)
+
+        part = _transcribe(settings, samples, progress, stop, options or Options())
+        merged += [Segment(s.start, s.end, s.text, label, s.language, s.words) for s in part.segments]
+        warnings += [f"{label} (channel {i + 1}): {w}" for w in part.warnings]
+        models += [m for m in part.models if m not in models]
+    return _result(sorted(merged, key=lambda s: (s.start, s.speaker or "")), duration, warnings, models, "en")
+
+
+def _transcribe(
+    settings: Settings,
+    samples: np.ndarray,
+    on_progress: Callable[[float, float], None] | None,
+    stop: StopToken | None,
+    options: Options,
+) -> Transcript:
     duration = len(samples) / SAMPLE_RATE
     primary = load_model(settings)
     common = {"beam_size": 1, "word_timestamps": True, "hotwords": options.hotwords, "initial_prompt": options.prompt}

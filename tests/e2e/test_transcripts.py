@@ -16,6 +16,8 @@ from tests.media_fixtures import ffmpeg, speak
 
 ENGLISH = "The weather in the mountains was cold this morning, and the hikers waited for the sun before the climb."
 SPANISH = "Por la tarde fuimos en tren a Madrid, donde dormimos en un pequeño hotel cerca de la estación."
+CALLER = "My order of garden chairs arrived broken, and I would like a replacement before the weekend."
+AGENT = "Thank you for calling the support line, let me look up your account and the delivery."
 BRAND = "Yesterday we installed Quorvex on every laptop, and Quorvex now backs up our files each night."
 
 
@@ -32,7 +34,12 @@ def speech(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     en, es = espeak(ENGLISH, root / "en.wav", "en"), espeak(SPANISH, root / "es.wav", "es")
     both = root / "en_es.mp3"
     ffmpeg("-i", str(en), "-i", str(es), "-filter_complex", "[0:a][1:a]concat=n=2:v=0:a=1", str(both))
-    return {"en_es": both, "es": es, "brand": speak(BRAND, root / "brand.wav", speed=140)}
+    one, two = espeak(CALLER, root / "caller.wav", "en-us"), espeak(AGENT, root / "agent.wav", "en+f3")
+    call = root / "call.wav"  # one speaker per channel, talking over each other from the second second on
+    mono = "aformat=sample_fmts=s16:channel_layouts=mono,apad=whole_dur=14"
+    graph = f"[0:a]{mono}[a];[1:a]adelay=1500,{mono}[b];[a][b]amerge=inputs=2[out]"
+    ffmpeg("-i", str(one), "-i", str(two), "-filter_complex", graph, "-map", "[out]", str(call))
+    return {"en_es": both, "es": es, "brand": speak(BRAND, root / "brand.wav", speed=140), "call": call}
 
 
 async def upload(api: httpx.AsyncClient, headers: dict[str, str], path: Path, **form: str) -> dict:
@@ -99,3 +106,30 @@ async def test_a_forced_language_and_the_users_vocabulary_reach_the_model(
         assert bad.status_code == 400 and "unknown language" in bad.json()["detail"]
         too_many = await api.put("/api/vocabulary", json={"terms": [f"term{i}" for i in range(101)]})
         assert too_many.status_code == 400 and "at most 100" in too_many.json()["detail"]
+
+
+async def test_a_speaker_per_channel_is_heard_even_when_they_talk_at_once(
+    live_api: LiveServer, make_account: MakeAccount, speech: dict[str, Path]
+) -> None:
+    account = await make_account()
+    async with httpx.AsyncClient(base_url=live_api.url, timeout=60) as api:
+        item = await upload(api, account.headers, speech["call"])
+    by_speaker = {s["speaker"] for s in item["segments"]}
+    assert by_speaker == {"S1", "S2"}, item["segments"]
+    first = " ".join(s["text"] for s in item["segments"] if s["speaker"] == "S1").lower()
+    second = " ".join(s["text"] for s in item["segments"] if s["speaker"] == "S2").lower()
+    assert "garden" in first and "replacement" in first, first
+    assert "support" in second and "account" in second, second
+    starts = [s["start"] for s in item["segments"]]
+    assert starts == sorted(starts)  # merged in time order
+
+
+async def test_ordinary_stereo_is_transcribed_once(
+    live_api: LiveServer, make_account: MakeAccount, speech: dict[str, Path], tmp_path: Path
+) -> None:
+    stereo = tmp_path / "stereo.wav"
+    ffmpeg("-i", str(speech["brand"]), "-ac", "2", str(stereo))  # the same sound on both channels
+    account = await make_account()
+    async with httpx.AsyncClient(base_url=live_api.url, timeout=60) as api:
+        item = await upload(api, account.headers, stereo)
+    assert {s["speaker"] for s in item["segments"]} == {None} and "laptop" in text_of(item)
