@@ -37,6 +37,7 @@ class SearchResult(BaseModel):
     snippet: str
     start: float
     end: float
+    at: float = Field(description="Where to start playing: the first word matching the query (word timings).")
     score: float
     matched: list[str] = Field(description="which legs found it: semantic, keyword")
 
@@ -77,6 +78,7 @@ async def search_media(
                 snippet=snippet(h.text),
                 start=h.start_s,
                 end=h.end_s,
+                at=h.at_s if h.at_s is not None else h.start_s,
                 score=round(h.score, 6),
                 matched=h.legs,
             )

@@ -62,7 +62,14 @@ def citations_for(answer: str, passages: list[Passage]) -> list[dict[str, Any]]:
     numbers = cited_numbers(answer)
     cited = [p for i, p in enumerate(passages, start=1) if i in numbers] or passages
     return [
-        {"media_id": p.media_id, "title": p.title, "start": p.start, "end": p.end, "snippet": p.text[:300]}
+        {
+            "media_id": p.media_id,
+            "title": p.title,
+            "start": p.start,
+            "end": p.end,
+            "at": p.at if p.at is not None else p.start,
+            "snippet": p.text[:300],
+        }
         for p in cited
     ]
 
@@ -88,7 +95,8 @@ async def context(rt: Runtime, inp: ContextInput) -> TurnContext:
             filters=SearchFilters(media_ids=inp.media_ids),
         )
     passages = [
-        Passage(media_id=str(h.media_id), title=h.title, start=h.start_s, end=h.end_s, text=h.text) for h in hits
+        Passage(media_id=str(h.media_id), title=h.title, start=h.start_s, end=h.end_s, text=h.text, at=h.at_s)
+        for h in hits
     ]
     return TurnContext(memories=memories, passages=passages)
 

@@ -57,6 +57,7 @@ class Passage(BaseModel):
     start: float
     end: float
     text: str
+    at: float | None = None  # the first word matching the question, when word timings found one
 
 
 class ChatContext(BaseModel):

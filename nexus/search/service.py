@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import re
+import unicodedata
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -58,6 +60,69 @@ class Hit:
     text: str
     score: float = 0.0
     legs: list[str] = field(default_factory=list)
+    at_s: float | None = None  # the second of the first word that matches the query (else the passage's start)
+
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+# Words a question is made of but no passage is found by (the keyword leg's English dictionary drops them too).
+_STOPWORDS = frozenset(
+    "the and for are was were did does how what who whom which when where why you your our their they them this "
+    "that these those with from into about there here have has had not but can could would should will shall "
+    "its his her him she any all some many much more most than then also just only very been being".split()
+)
+
+
+def terms_of(query: str) -> set[str]:
+    """The query's words worth finding in speech (case- and accent-insensitive; no short or function words)."""
+    return {t for t in (_fold(w) for w in _WORD.findall(query)) if len(t) > 2 and t not in _STOPWORDS}
+
+
+def _fold(word: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", word.casefold())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def first_match_second(words: list[list[Any]], terms: set[str], start: float, end: float) -> float | None:
+    """The start of the first word within [start, end] that is (or begins with) a query term."""
+    for word, w_start, _w_end, *_ in words:
+        if w_start < start - 0.01 or w_start > end:
+            continue
+        folded = "".join(_WORD.findall(_fold(str(word))))
+        if folded and any(folded == t or (len(t) > 3 and folded.startswith(t)) for t in terms):
+            return float(w_start)
+    return None
+
+
+async def locate(session: AsyncSession, hits: list[Hit], query: str) -> None:
+    """Point each hit at the second its first matching word is spoken (word timings), so a player opens there
+    rather than at the start of a passage that may be a minute long."""
+    terms = terms_of(query)
+    for hit in hits:
+        hit.at_s = hit.start_s
+    if not terms or not hits:
+        return
+    rows = await session.execute(  # one round trip for every hit
+        text(
+            "SELECT h.i, s.words FROM unnest(CAST(:ids AS uuid[]), CAST(:starts AS float8[]), "
+            "CAST(:ends AS float8[])) WITH ORDINALITY AS h(m, a, b, i) "
+            "JOIN transcript_segments s ON s.media_id = h.m AND s.end_s >= h.a AND s.start_s <= h.b "
+            "ORDER BY h.i, s.idx"
+        ),
+        {
+            "ids": [h.media_id for h in hits],
+            "starts": [h.start_s for h in hits],
+            "ends": [h.end_s for h in hits],
+        },
+    )
+    located: set[int] = set()
+    for i, words in rows:
+        hit = hits[i - 1]
+        if i in located:
+            continue
+        found = first_match_second(words or [], terms, hit.start_s, hit.end_s)
+        if found is not None:
+            hit.at_s = found
+            located.add(i)
 
 
 def _filter_sql(filters: SearchFilters, params: dict[str, object], *, media_only: bool = False) -> str:
@@ -203,5 +268,8 @@ async def search(
         (only,) = legs.values()
         for hit in only:
             hit.legs = list(legs)
-        return only[:limit]
-    return fuse(legs, limit)
+        found = only[:limit]
+    else:
+        found = fuse(legs, limit)
+    await locate(session, found, query)
+    return found

@@ -102,6 +102,12 @@ async def test_a_forced_language_and_the_users_vocabulary_reach_the_model(
         assert "quorvex" in text_of(taught), text_of(taught)
         assert taught["transcription"]["vocabulary"] == ["Quorvex", "Night Shift", "Backups"]
 
+        # A search hit points at the second the word is spoken, not at the start of its passage.
+        spoken = [w["start"] for s in taught["segments"] for w in s["words"] if "quorvex" in w["word"].lower()]
+        hits = (await api.post("/api/search", json={"query": "Quorvex", "mode": "keyword"})).json()
+        [hit] = [h for h in hits["results"] if h["media_id"] == taught["id"]]
+        assert hit["at"] == spoken[0] and hit["at"] > hit["start"], (hit, spoken)
+
         bad = await api.post("/api/media/process", json={"url": "https://example.com/a.mp3", "language": "xx"})
         assert bad.status_code == 400 and "unknown language" in bad.json()["detail"]
         too_many = await api.put("/api/vocabulary", json={"terms": [f"term{i}" for i in range(101)]})
