@@ -69,6 +69,10 @@ class MediaItem(OwnedModel, table=True):
     languages: dict[str, float] = Field(
         default_factory=dict, sa_column=sa.Column(JSONB, nullable=False, server_default="{}")
     )
+    # Names for speaker labels: {"S1": "Ada", ...}.
+    speaker_names: dict[str, str] = Field(
+        default_factory=dict, sa_column=sa.Column(JSONB, nullable=False, server_default="{}")
+    )
     # What transcription was asked for (language, vocabulary, prompt) and what it did (models, warnings).
     transcription: dict[str, Any] = Field(
         default_factory=dict, sa_column=sa.Column(JSONB, nullable=False, server_default="{}")
@@ -125,6 +129,8 @@ class TranscriptSegment(TimestampedModel, table=True):
     speaker: str | None = Field(default=None, max_length=100)
     language: str | None = Field(default=None, max_length=16)
     text: str = Field(sa_type=sa.Text)
+    # What the transcriber heard, kept when a user corrects `text`.
+    original_text: str | None = Field(default=None, sa_type=sa.Text)
     # Word timings: [[word, start_s, end_s, probability], ...] (compact: an hour holds ~10,000 words).
     words: list[list[Any]] = Field(
         default_factory=list, sa_column=sa.Column(JSONB, nullable=False, server_default="[]")

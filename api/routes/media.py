@@ -10,7 +10,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile, status
+from fastapi import APIRouter, Body, File, Form, HTTPException, Query, UploadFile, status
+from fastapi import Path as FastAPIPath
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import any_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,6 +23,7 @@ from models import Integration, MediaItem, MediaStatus, SourceType, TranscriptSe
 from nexus.core.errors import BadInput, Unavailable
 from nexus.identity.access import Action, permitted
 from nexus.identity.service import personal_workspace
+from nexus.media import corrections
 from nexus.media.fetch import check_url, validate_upload
 from nexus.media.repository import media_prefix
 from nexus.media.service import create_job, delete_media, latest_job, start_pipeline
@@ -89,7 +91,7 @@ class WordOut(BaseModel):
 class SegmentOut(BaseModel):
     start: float
     end: float
-    speaker: str | None
+    speaker: str | None = Field(description="The speaker's name when given, else its label (S1, S2, ...).")
     language: str | None
     text: str
     words: list[WordOut]
@@ -98,6 +100,7 @@ class SegmentOut(BaseModel):
 class MediaDetail(MediaSummary):
     language: str | None
     languages: dict[str, float] = Field(description="Seconds of speech per detected language.")
+    speaker_names: dict[str, str] = Field(description="Names given to speaker labels.")
     transcription: dict[str, Any] = Field(
         description="What transcription applied (language, vocabulary, prompt, models) and its warnings."
     )
@@ -336,6 +339,7 @@ async def get_media(media: ReadableMedia, session: SessionDep) -> MediaDetail:
         **_summary(media).model_dump(),
         language=media.language,
         languages=media.languages or {},
+        speaker_names=media.speaker_names or {},
         transcription=media.transcription or {},
         original_filename=media.original_filename,
         size_bytes=media.size_bytes,
@@ -346,7 +350,7 @@ async def get_media(media: ReadableMedia, session: SessionDep) -> MediaDetail:
             SegmentOut(
                 start=s.start_s,
                 end=s.end_s,
-                speaker=s.speaker,
+                speaker=(media.speaker_names or {}).get(s.speaker or "", s.speaker),
                 language=s.language,
                 text=s.text,
                 words=[WordOut(word=w[0], start=w[1], end=w[2], probability=w[3]) for w in s.words or []],
@@ -359,3 +363,65 @@ async def get_media(media: ReadableMedia, session: SessionDep) -> MediaDetail:
 @router.delete("/{media_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def remove_media(media: WritableMedia, session: SessionDep, client: TemporalDep, runtime: RuntimeDep) -> None:
     await delete_media(client, runtime, session, media)
+
+
+class SegmentCorrection(BaseModel):
+    text: str = Field(min_length=1, max_length=5000)
+
+
+class CorrectedSegment(SegmentOut):
+    idx: int
+    original_text: str | None
+
+
+@router.patch("/{media_id}/segments/{idx}")
+async def correct_segment(
+    media: WritableMedia,
+    idx: Annotated[int, FastAPIPath(ge=0, le=1_000_000)],
+    body: SegmentCorrection,
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> CorrectedSegment:
+    """Correct what a segment says. The original stays in the record (`original_text`); search finds the
+    corrected words as soon as this answers (the item's passages are re-indexed in the same transaction)."""
+    try:
+        segment = await corrections.correct_segment(runtime, session, media, idx, body.text)
+    except corrections.NotReady as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    except BadInput as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
+    if segment is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no segment {idx} in this item")
+    return CorrectedSegment(
+        idx=segment.idx,
+        start=segment.start_s,
+        end=segment.end_s,
+        speaker=segment.speaker,
+        language=segment.language,
+        text=segment.text,
+        words=[],
+        original_text=segment.original_text,
+    )
+
+
+class SpeakerNames(BaseModel):
+    names: dict[str, str]
+
+
+@router.patch("/{media_id}/speakers")
+async def name_speakers(
+    media: WritableMedia,
+    body: Annotated[dict[str, str | None], Body(examples=[{"S1": "Ada", "S2": "Grace"}])],
+    session: SessionDep,
+) -> SpeakerNames:
+    """Name the speakers (`{"S1": "Ada"}`; an empty name removes one). Names show in the item, search results
+    and chat citations."""
+    if len(body) > 50:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "at most 50 speakers")
+    try:
+        names = corrections.check_speaker_names(body)
+    except BadInput as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
+    merged = corrections.name_speakers(media, names)
+    session.add(media)
+    return SpeakerNames(names=merged)

@@ -38,6 +38,7 @@ class SearchResult(BaseModel):
     start: float
     end: float
     at: float = Field(description="Where to start playing: the first word matching the query (word timings).")
+    speaker: str | None = Field(default=None, description="Who speaks there (a given name, else S1, S2, ...).")
     score: float
     matched: list[str] = Field(description="which legs found it: semantic, keyword")
 
@@ -79,6 +80,7 @@ async def search_media(
                 start=h.start_s,
                 end=h.end_s,
                 at=h.at_s if h.at_s is not None else h.start_s,
+                speaker=h.speaker,
                 score=round(h.score, 6),
                 matched=h.legs,
             )

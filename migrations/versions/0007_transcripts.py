@@ -35,6 +35,11 @@ def upgrade() -> None:
         sa.Column("transcription", postgresql.JSONB(astext_type=sa.Text()), server_default="{}", nullable=False),
     )
     op.add_column("transcript_segments", sa.Column("language", sa.String(length=16), nullable=True))
+    op.add_column("transcript_segments", sa.Column("original_text", sa.Text(), nullable=True))
+    op.add_column(
+        "media_items",
+        sa.Column("speaker_names", postgresql.JSONB(astext_type=sa.Text()), server_default="{}", nullable=False),
+    )
     op.add_column(
         "transcript_segments",
         sa.Column("words", postgresql.JSONB(astext_type=sa.Text()), server_default="[]", nullable=False),
@@ -42,6 +47,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_column("media_items", "speaker_names")
+    op.drop_column("transcript_segments", "original_text")
     op.drop_column("transcript_segments", "words")
     op.drop_column("transcript_segments", "language")
     op.drop_column("media_items", "transcription")

@@ -68,6 +68,7 @@ def citations_for(answer: str, passages: list[Passage]) -> list[dict[str, Any]]:
             "start": p.start,
             "end": p.end,
             "at": p.at if p.at is not None else p.start,
+            "speaker": p.speaker,
             "snippet": p.text[:300],
         }
         for p in cited
@@ -95,7 +96,15 @@ async def context(rt: Runtime, inp: ContextInput) -> TurnContext:
             filters=SearchFilters(media_ids=inp.media_ids),
         )
     passages = [
-        Passage(media_id=str(h.media_id), title=h.title, start=h.start_s, end=h.end_s, text=h.text, at=h.at_s)
+        Passage(
+            media_id=str(h.media_id),
+            title=h.title,
+            start=h.start_s,
+            end=h.end_s,
+            text=h.text,
+            at=h.at_s,
+            speaker=h.speaker,
+        )
         for h in hits
     ]
     return TurnContext(memories=memories, passages=passages)

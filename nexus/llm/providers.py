@@ -58,6 +58,7 @@ class Passage(BaseModel):
     end: float
     text: str
     at: float | None = None  # the first word matching the question, when word timings found one
+    speaker: str | None = None
 
 
 class ChatContext(BaseModel):

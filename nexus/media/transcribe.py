@@ -30,7 +30,8 @@ SAMPLE_RATE = 16_000
 WINDOW_S = 30.0  # what Whisper hears at once: language is detected per window of at most this
 MIN_GAP_S = 1.0  # uncovered speech shorter than this is a breath, not a lost sentence
 DOUBT_MEAN = 0.55  # a segment whose mean word probability is below this...
-DOUBT_LOW_SHARE = 0.25  # ...or whose words under 0.3 are more than this share, is audited
+DOUBT_LOW_SHARE = 0.25  # ...or whose words under 0.3 are more than this share, is doubted
+MIN_DOUBT_S = 5.0  # doubted stretches at least this long are audited
 
 
 @dataclass(frozen=True)
@@ -311,7 +312,10 @@ def _audit(
     models: list[str],
 ) -> Transcript:
     gaps = uncovered(speech, segments)
-    doubted = [(s.start, s.end) for s in segments if doubtful(s)]
+    # One doubted English sentence is a hard sentence; a stretch of them is likely another language.
+    doubted = [
+        (a, b) for a, b in merge_spans([(s.start, s.end) for s in segments if doubtful(s)]) if b - a >= MIN_DOUBT_S
+    ]
     suspect = merge_spans(gaps + doubted)
     if not suspect:
         return _result(segments, duration, [], models, "en")
@@ -322,16 +326,21 @@ def _audit(
             "model is configured (NEXUS_WHISPER_MULTILINGUAL_MODEL=none)"
             for a, b in merge_spans(gaps, pad=0)
         ] + [
-            f"{_span(s.start, s.end)} was transcribed with low confidence: it may be another language, and no "
+            f"{_span(a, b)} was transcribed with low confidence: it may be another language, and no "
             "multilingual model is configured"
-            for s in segments
-            if doubtful(s)
+            for a, b in doubted
         ]
         return _result(segments, duration, reported, models, "en")
-    # Each suspect window: its language, then the multilingual model's transcript in place of the English
-    # model's (for English too: where tiny.en doubted or missed, base hears better).
+    # Each suspect window: its language, then (unless it is English that the English pass already wrote down)
+    # the multilingual model's transcript in place of the English model's.
     warnings: list[str] = []
-    for start, end, language, found in _windows(multilingual, samples, suspect, options, common, stop):
+
+    def needed(start: float, end: float, language: str) -> bool:
+        return language != "en" or any(a < end and b > start for a, b in gaps)
+
+    for start, end, language, found in _windows(multilingual, samples, suspect, options, common, stop, needed):
+        if found is None:
+            continue
         if not found:
             warnings.append(f"speech at {_span(start, end)} sounds like {language} but could not be transcribed")
             continue
@@ -347,9 +356,11 @@ def _windows(
     options: Options,
     common: dict[str, Any],
     stop: StopToken | None,
-) -> list[tuple[float, float, str, list[Segment]]]:
-    """Each span in windows of up to 30 s: the window's language (forced, or detected), then its transcript."""
-    found = []
+    needed: Callable[[float, float, str], bool] = lambda _a, _b, _lang: True,
+) -> list[tuple[float, float, str, list[Segment] | None]]:
+    """Each span in windows of up to 30 s: the window's language (forced, or detected), then its transcript
+    (None where `needed` says the window need not be transcribed)."""
+    found: list[tuple[float, float, str, list[Segment] | None]] = []
     for span_start, span_end in spans:
         for start, end in windows(span_start, span_end):
             if stop is not None:
@@ -358,6 +369,9 @@ def _windows(
             language = options.language
             if language is None:
                 language, _probability, _all = model.detect_language(piece)
+            if not needed(start, end, language):
+                found.append((start, end, language, None))
+                continue
             raw, _info = model.transcribe(
                 piece, language=language, condition_on_previous_text=False, vad_filter=True, **common
             )
@@ -376,7 +390,7 @@ def _multilingual(
 ) -> list[Segment]:
     segments: list[Segment] = []
     for _start, end, _language, found in _windows(model, samples, spans, options, common, stop):
-        segments += found
+        segments += found or []
         progress(end)
     return segments
 

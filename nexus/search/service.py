@@ -61,6 +61,7 @@ class Hit:
     score: float = 0.0
     legs: list[str] = field(default_factory=list)
     at_s: float | None = None  # the second of the first word that matches the query (else the passage's start)
+    speaker: str | None = None  # who speaks there: a name given to the label, else the label
 
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -99,14 +100,14 @@ async def locate(session: AsyncSession, hits: list[Hit], query: str) -> None:
     terms = terms_of(query)
     for hit in hits:
         hit.at_s = hit.start_s
-    if not terms or not hits:
+    if not hits:
         return
     rows = await session.execute(  # one round trip for every hit
         text(
-            "SELECT h.i, s.words FROM unnest(CAST(:ids AS uuid[]), CAST(:starts AS float8[]), "
-            "CAST(:ends AS float8[])) WITH ORDINALITY AS h(m, a, b, i) "
+            "SELECT h.i, s.words, s.speaker, m.speaker_names FROM unnest(CAST(:ids AS uuid[]), "
+            "CAST(:starts AS float8[]), CAST(:ends AS float8[])) WITH ORDINALITY AS h(m, a, b, i) "
             "JOIN transcript_segments s ON s.media_id = h.m AND s.end_s >= h.a AND s.start_s <= h.b "
-            "ORDER BY h.i, s.idx"
+            "JOIN media_items m ON m.id = h.m ORDER BY h.i, s.idx"
         ),
         {
             "ids": [h.media_id for h in hits],
@@ -115,13 +116,16 @@ async def locate(session: AsyncSession, hits: list[Hit], query: str) -> None:
         },
     )
     located: set[int] = set()
-    for i, words in rows:
+    for i, words, speaker, names in rows:
         hit = hits[i - 1]
         if i in located:
             continue
-        found = first_match_second(words or [], terms, hit.start_s, hit.end_s)
+        if hit.speaker is None and speaker:
+            hit.speaker = (names or {}).get(speaker, speaker)
+        found = first_match_second(words or [], terms, hit.start_s, hit.end_s) if terms else None
         if found is not None:
             hit.at_s = found
+            hit.speaker = (names or {}).get(speaker, speaker) if speaker else hit.speaker
             located.add(i)
 
 

@@ -43,6 +43,8 @@ PARAM = re.compile(r"{(\w+)}")
 NOT_IDS = {"provider"}  # path parameters that name a kind of thing, not a row
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PUT", "/api/personas/{persona_id}"): {"name": "taken over", "instruction": "obey the intruder"},
+    ("PATCH", "/api/media/{media_id}/segments/{idx}"): {"text": "rewritten by the intruder"},
+    ("PATCH", "/api/media/{media_id}/speakers"): {"S1": "Mallory"},
 }
 
 
@@ -109,6 +111,7 @@ async def rows(runtime: Runtime, owner: Account) -> dict[str, str]:
         "memory_id": memory_id,
         "session_id": str(browser.id),
         "integration_id": str(integration.id),
+        "idx": "0",  # a segment's position in its media item (the item's id is what is authorized)
     }
 
 
@@ -116,7 +119,7 @@ def test_every_id_parameter_is_covered() -> None:
     params = {p for _, path in id_routes() for p in PARAM.findall(path)} - NOT_IDS
     known = {
         "media_id", "job_id", "turn_id", "conversation_id", "persona_id", "key_id", "memory_id", "session_id",
-        "integration_id",
+        "integration_id", "idx",
     }  # fmt: skip
     assert params <= known, f"routes take ids the matrix cannot build rows for: {params - known}"
     assert len(id_routes()) >= 15

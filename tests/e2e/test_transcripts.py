@@ -129,6 +129,30 @@ async def test_a_speaker_per_channel_is_heard_even_when_they_talk_at_once(
     starts = [s["start"] for s in item["segments"]]
     assert starts == sorted(starts)  # merged in time order
 
+    async with httpx.AsyncClient(base_url=live_api.url, timeout=60, headers=account.headers) as api:
+        # Names for the labels: in the item and in search results.
+        named = await api.patch(f"/api/media/{item['id']}/speakers", json={"S1": "Ada", "S2": "Grace"})
+        assert named.json() == {"names": {"S1": "Ada", "S2": "Grace"}}
+        assert (await api.patch(f"/api/media/{item['id']}/speakers", json={"Bob": "x"})).status_code == 400
+        again = (await api.get(f"/api/media/{item['id']}")).json()
+        assert {s["speaker"] for s in again["segments"]} == {"Ada", "Grace"}
+        hits = (await api.post("/api/search", json={"query": "garden", "mode": "keyword"})).json()
+        assert [h["speaker"] for h in hits["results"] if h["media_id"] == item["id"]][:1] == ["Ada"]
+
+        # A correction: kept beside the original, and searchable at once (the passages were re-indexed).
+        idx = next(i for i, s in enumerate(again["segments"]) if s["speaker"] == "Grace")
+        fixed = await api.patch(
+            f"/api/media/{item['id']}/segments/{idx}", json={"text": "Thank you for calling Zanzibar Furniture."}
+        )
+        assert fixed.status_code == 200, fixed.text
+        assert fixed.json()["original_text"] == again["segments"][idx]["text"]
+        hits = (await api.post("/api/search", json={"query": "Zanzibar", "mode": "keyword"})).json()
+        assert [h["media_id"] for h in hits["results"]] == [item["id"]]
+        semantic = (await api.post("/api/search", json={"query": "Zanzibar furniture", "mode": "semantic"})).json()
+        assert item["id"] in [h["media_id"] for h in semantic["results"]]
+        missing = await api.patch(f"/api/media/{item['id']}/segments/999", json={"text": "x"})
+        assert missing.status_code == 404
+
 
 async def test_ordinary_stereo_is_transcribed_once(
     live_api: LiveServer, make_account: MakeAccount, speech: dict[str, Path], tmp_path: Path

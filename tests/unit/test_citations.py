@@ -61,7 +61,15 @@ def test_two_digit_citation_is_not_mistaken_for_one_digit() -> None:
 def test_citation_fields_and_snippet_truncation() -> None:
     long = Passage(media_id="m", title=None, start=1.5, end=9.0, text="x" * 1000)
     (c,) = citations_for("[1]", [long])
-    assert c == {"media_id": "m", "title": None, "start": 1.5, "end": 9.0, "at": 1.5, "snippet": "x" * 300}
+    assert c == {
+        "media_id": "m",
+        "title": None,
+        "start": 1.5,
+        "end": 9.0,
+        "at": 1.5,
+        "speaker": None,
+        "snippet": "x" * 300,
+    }
     spoken = Passage(media_id="m", start=1.5, end=9.0, text="x", at=4.2)
     assert citations_for("[1]", [spoken])[0]["at"] == 4.2  # the first word of the question, when one is spoken
     assert citations_for("[1]", [Passage(media_id="m", start=0, end=1, text="short")])[0]["snippet"] == "short"

@@ -1,0 +1,99 @@
+"""A user's corrections to a transcript: a segment's words, and names for its speakers.
+
+A corrected segment keeps what the transcriber heard (`original_text`); its word timings are dropped (they
+belong to the words that were heard). The item's passages are re-chunked and re-embedded, and swapped in one
+transaction with the correction: search finds the corrected words at once and never sees a half-indexed item.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from models import MediaChunk, MediaItem, MediaStatus, TranscriptSegment
+from nexus.core.db import lock_for_transaction
+from nexus.core.errors import BadInput
+from nexus.media.chunking import chunk_segments
+from nexus.runtime import Runtime
+
+SPEAKER_LABEL = re.compile(r"^S\d{1,2}$")
+MAX_SEGMENT_CHARS = 5000
+
+
+class NotReady(Exception):
+    """The item is still being processed: its transcript and passages are not final yet."""
+
+
+async def correct_segment(
+    rt: Runtime, session: AsyncSession, media: MediaItem, idx: int, text: str
+) -> TranscriptSegment | None:
+    """Replace segment `idx`'s text and re-index the item, in the caller's transaction. None: no such segment."""
+    text = " ".join(text.split())
+    if not text:
+        raise BadInput("the corrected text is empty")
+    if len(text) > MAX_SEGMENT_CHARS:
+        raise BadInput(f"a segment holds at most {MAX_SEGMENT_CHARS} characters")
+    if media.status != MediaStatus.completed:
+        raise NotReady(f"the item is {media.status}: correct it once processing has completed")
+    await lock_for_transaction(session, f"transcript:{media.id}")  # one correction of an item at a time
+    segments = list(
+        (
+            await session.execute(
+                select(TranscriptSegment)
+                .where(col(TranscriptSegment.media_id) == media.id)
+                .order_by(col(TranscriptSegment.idx))
+            )
+        ).scalars()
+    )
+    target = next((s for s in segments if s.idx == idx), None)
+    if target is None:
+        return None
+    if target.original_text is None:
+        target.original_text = target.text
+    target.text = text
+    target.words = []
+    passages = chunk_segments([(s.start_s, s.end_s, s.text) for s in segments])
+    vectors = await asyncio.to_thread(rt.embedder.embed, [p.text for p in passages])
+    await session.execute(delete(MediaChunk).where(col(MediaChunk.media_id) == media.id))
+    for i, (passage, vector) in enumerate(zip(passages, vectors, strict=True)):
+        session.add(
+            MediaChunk(
+                media_id=media.id,
+                owner_id=media.owner_id,
+                idx=i,
+                start_s=passage.start_s,
+                end_s=passage.end_s,
+                text=passage.text,
+                embedding=list(map(float, vector)),
+                embedding_model=rt.embedder.model_name[:100],
+                dims=len(vector),
+            )
+        )
+    await session.flush()
+    return target
+
+
+def check_speaker_names(names: dict[str, str | None]) -> dict[str, str | None]:
+    """{"S1": "Ada"}; an empty name (or null) removes it."""
+    cleaned: dict[str, str | None] = {}
+    for label, name in names.items():
+        if not SPEAKER_LABEL.match(label):
+            raise BadInput(f"{label!r} is not a speaker label (S1, S2, ...)")
+        name = " ".join((name or "").split())
+        if len(name) > 100:
+            raise BadInput(f"the name for {label} is longer than 100 characters")
+        cleaned[label] = name or None
+    return cleaned
+
+
+def name_speakers(media: MediaItem, names: dict[str, str | None]) -> dict[str, str]:
+    merged = {**(media.speaker_names or {}), **{k: v for k, v in names.items() if v}}
+    for label, name in names.items():
+        if not name:
+            merged.pop(label, None)
+    media.speaker_names = merged
+    return merged
