@@ -1,0 +1,154 @@
+"""Transcription benchmark: Nexus's transcription step against faster-whisper called directly, on the same audio.
+
+    python bench/transcribe.py [--clips 3] [--device cpu|cuda]
+
+Makes test speech with espeak-ng: CLIPS English clips of 1-2 minutes (varied sentences), one English-then-
+Spanish clip, and a two-voice "call" with one speaker per stereo channel talking over each other. Prints, per
+clip: realtime factor of tiny.en called directly (beam 1, VAD; what Nexus did before) and of Nexus's step
+(English pass with word timings + language audit, or per channel), word error rate of each against the text
+that was spoken, the languages found, and for the call the share of words attributed to the right speaker.
+The multilingual model (Whisper base) is timed alone too. `--device cuda` runs the models on a GPU (float16).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import ROOT
+
+sys.path.insert(0, str(ROOT))
+
+from pipeline import OBJECTS, SUBJECTS, VERBS, WHEN
+
+SPANISH = "Por la tarde fuimos en tren a Madrid, donde dormimos en un pequeño hotel cerca de la estación."
+CALLER = "My order of garden chairs arrived broken, and I would like a replacement before the weekend."
+AGENT = "Thank you for calling the support line, let me look up your account and the delivery."
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    ref, hyp = words(reference), words(hypothesis)
+    row = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, row[0] = row[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
+    return row[-1] / max(1, len(ref))
+
+
+def espeak(text: str, dest: Path, voice: str = "en", speed: int = 150) -> Path:
+    subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(dest), text], check=True)
+    return dest
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True)
+
+
+def make(out: Path, clips: int) -> list[tuple[str, Path, str]]:
+    rng = random.Random(7)
+    made = []
+    for i in range(clips):
+        text = " ".join(
+            f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(OBJECTS)} {rng.choice(WHEN)}."
+            for _ in range(rng.randint(14, 22))
+        )
+        made.append((f"english-{i}", espeak(text, out / f"en{i}.wav"), text))
+    en = espeak(" ".join(words(CALLER)), out / "en.wav")
+    es = espeak(SPANISH, out / "es.wav", "es", 140)
+    ffmpeg("-i", str(en), "-i", str(es), "-filter_complex", "[0:a][1:a]concat=n=2:v=0:a=1", str(out / "en_es.wav"))
+    made.append(("english+spanish", out / "en_es.wav", f"{CALLER} {SPANISH}"))
+    one, two = espeak(CALLER, out / "c1.wav", "en-us"), espeak(AGENT, out / "c2.wav", "en+f3")
+    mono = "aformat=sample_fmts=s16:channel_layouts=mono,apad=whole_dur=14"
+    graph = f"[0:a]{mono}[a];[1:a]adelay=1500,{mono}[b];[a][b]amerge=inputs=2[out]"
+    ffmpeg("-i", str(one), "-i", str(two), "-filter_complex", graph, "-map", "[out]", str(out / "call.wav"))
+    made.append(("call (2 channels)", out / "call.wav", f"{CALLER} {AGENT}"))
+    return made
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clips", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+
+    from nexus.core.settings import Settings
+    from nexus.media.fetch import to_channels_wav
+    from nexus.media.transcribe import load_model, load_multilingual, transcribe, transcribe_channels
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        settings = Settings(data_dir=root / "var", whisper_device=args.device)
+        tiny, base = load_model(settings), load_multilingual(settings)
+        clips = make(root, args.clips)
+        transcribe(settings, clips[0][1])  # warm both models' first calls
+        print(f"device {args.device}; models: tiny.en (English), Whisper base (multilingual)\n")
+        print(
+            f"{'clip':22} {'audio':>6} {'direct RTF':>10} {'Nexus RTF':>9} {'WER direct':>10} {'WER Nexus':>9}  languages"
+        )
+        totals = {"audio": 0.0, "direct": 0.0, "nexus": 0.0}
+        for name, path, text in clips:
+            wav = root / f"{path.stem}.16k.wav"
+            ffmpeg("-i", str(path), "-ac", "1", "-ar", "16000", str(wav))
+            started = time.monotonic()
+            raw, info = tiny.transcribe(str(wav), vad_filter=True, beam_size=1)
+            direct_text = " ".join(s.text for s in raw)
+            direct_s = time.monotonic() - started
+            split = root / f"{path.stem}.channels.wav"
+            probe = subprocess.run(
+                ["ffprobe", "-v", "error", "-show_entries", "stream=channels", "-of", "csv=p=0", str(path)],
+                capture_output=True, text=True, check=True,
+            ).stdout  # fmt: skip
+            started = time.monotonic()
+            if to_channels_wav(path, split, int(probe.split()[0])):
+                result = transcribe_channels(settings, split)
+            else:
+                result = transcribe(settings, wav)
+            nexus_s = time.monotonic() - started
+            nexus_text = " ".join(s.text for s in result.segments)
+            langs = ", ".join(f"{k} {v:.0f}s" for k, v in result.languages.items())
+            print(
+                f"{name:22} {info.duration:5.0f}s {info.duration / direct_s:9.1f}x {info.duration / nexus_s:8.1f}x "
+                f"{wer(text, direct_text):10.2f} {wer(text, nexus_text):9.2f}  {langs}"
+            )
+            if name.startswith("english-"):
+                totals["audio"] += info.duration
+                totals["direct"] += direct_s
+                totals["nexus"] += nexus_s
+            if name.startswith("call"):
+                right = {"S1": set(words(CALLER)) - set(words(AGENT)), "S2": set(words(AGENT)) - set(words(CALLER))}
+                said = [(s.speaker, w) for s in result.segments for w in words(s.text)]
+                judged = [(sp, w) for sp, w in said if any(w in r for r in right.values())]
+                correct = sum(1 for sp, w in judged if w in right.get(sp or "", set()))
+                print(f"{'':22} words attributed to the right speaker: {correct}/{len(judged)}")
+                mixed = " ".join(words(direct_text))
+                found = {k: sum(w in mixed for w in v) / len(v) for k, v in right.items()}
+                print(f"{'':22} mono mix (direct): share of each speaker's own words heard: "
+                      f"S1 {found['S1']:.0%}, S2 {found['S2']:.0%}")  # fmt: skip
+        print(
+            f"\nEnglish clips together: direct {totals['audio'] / totals['direct']:.1f}x, "
+            f"Nexus {totals['audio'] / totals['nexus']:.1f}x realtime "
+            f"(Nexus / direct time: {totals['nexus'] / totals['direct']:.2f})"
+        )
+        if base is not None:
+            en_es = next(p for n, p, _ in clips if n.startswith("english+"))
+            started = time.monotonic()
+            raw, info = base.transcribe(str(en_es), multilingual=True, condition_on_previous_text=False, beam_size=1)
+            list(raw)
+            print(
+                f"Whisper base alone on the English+Spanish clip: {info.duration / (time.monotonic() - started):.1f}x"
+            )
+
+
+if __name__ == "__main__":
+    main()
