@@ -93,9 +93,8 @@ def main() -> None:
         clips = make(root, args.clips)
         transcribe(settings, clips[0][1])  # warm both models' first calls
         print(f"device {args.device}; models: tiny.en (English), Whisper base (multilingual)\n")
-        print(
-            f"{'clip':22} {'audio':>6} {'direct RTF':>10} {'Nexus RTF':>9} {'WER direct':>10} {'WER Nexus':>9}  languages"
-        )
+        header = ("clip", "audio", "direct RTF", "Nexus RTF", "WER direct", "WER Nexus")
+        print(f"{header[0]:22} {header[1]:>6} {header[2]:>10} {header[3]:>9} {header[4]:>10} {header[5]:>9}  languages")
         totals = {"audio": 0.0, "direct": 0.0, "nexus": 0.0}
         for name, path, text in clips:
             wav = root / f"{path.stem}.16k.wav"

@@ -332,22 +332,64 @@ def _audit(
             for a, b in doubted
         ]
         return _result(segments, duration, reported, models, "en")
-    # Each suspect window: its language, then (unless it is English that the English pass already wrote down)
-    # the multilingual model's transcript in place of the English model's.
+    # Each suspect window's language first. A foreign window then grows over the English pass's neighbouring
+    # segments that are not confidently English (tiny.en's renderings of foreign speech are not always doubted
+    # enough), and is transcribed by the multilingual model in its language; English speech the English pass
+    # missed is transcribed too. English it already wrote down stays as it is.
     warnings: list[str] = []
-
-    def needed(start: float, end: float, language: str) -> bool:
-        return language != "en" or any(a < end and b > start for a, b in gaps)
-
-    for start, end, language, found in _windows(multilingual, samples, suspect, options, common, stop, needed):
-        if found is None:
+    heard = [(a, b, lang) for a, b, lang, _ in _windows(multilingual, samples, suspect, options, common, stop, _never)]
+    todo: list[tuple[float, float, str]] = []
+    for start, end, language in heard:
+        if language == "en":
+            if any(a < end and b > start for a, b in gaps):
+                todo.append((start, end, language))
             continue
-        if not found:
-            warnings.append(f"speech at {_span(start, end)} sounds like {language} but could not be transcribed")
-            continue
-        segments = [s for s in segments if not start <= (s.start + s.end) / 2 < end] + found
+        todo.append((*grow(start, end, segments), language))
+    for span_start, span_end, language in merge_languages(todo):
+        forced = Options(language=language, hotwords=options.hotwords, prompt=options.prompt)
+        for start, end, _lang, found in _windows(multilingual, samples, [(span_start, span_end)], forced, common, stop):
+            if not found:
+                warnings.append(f"speech at {_span(start, end)} sounds like {language} but could not be transcribed")
+                continue
+            segments = [s for s in segments if not start <= (s.start + s.end) / 2 < end] + found
     models.append(_name(settings, False))
     return _result(sorted(segments, key=lambda s: s.start), duration, warnings, models, "en")
+
+
+def _never(_start: float, _end: float, _language: str) -> bool:
+    return False
+
+
+SURE_MEAN = 0.65  # a segment whose words average this probability is confidently English
+
+
+def grow(start: float, end: float, segments: list[Segment]) -> tuple[float, float]:
+    """Widen a foreign window over the adjacent segments (within 1.5 s) that are not confidently English."""
+    ordered = sorted(segments, key=lambda s: s.start)
+
+    def unsure(s: Segment) -> bool:
+        return bool(s.words) and float(np.mean([w.probability for w in s.words])) < SURE_MEAN
+
+    changed = True
+    while changed:
+        changed = False
+        for s in ordered:
+            if unsure(s) and s.end > start - 1.5 and s.start < start:
+                start, changed = s.start, True
+            if unsure(s) and s.start < end + 1.5 and s.end > end:
+                end, changed = s.end, True
+    return start, end
+
+
+def merge_languages(spans: list[tuple[float, float, str]]) -> list[tuple[float, float, str]]:
+    """Overlapping spans of the same language as one."""
+    merged: list[tuple[float, float, str]] = []
+    for start, end, language in sorted(spans):
+        if merged and merged[-1][2] == language and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end), language)
+        else:
+            merged.append((start, end, language))
+    return merged
 
 
 def _windows(

@@ -45,3 +45,12 @@ def test_spans_merge_and_split_into_whisper_windows() -> None:
 def test_seconds_per_language() -> None:
     found = languages_of([seg(0, 8.5), seg(8.7, 12.0, language="es"), seg(12.0, 17.0, language="es")])
     assert found == {"en": 8.5, "es": 8.3}
+
+
+def test_a_foreign_window_grows_over_unsure_neighbours_only() -> None:
+    from nexus.media.transcribe import grow, merge_languages
+
+    segments = [seg(0, 8, (0.9, 0.9)), seg(8.5, 11, (0.2, 0.3)), seg(11.2, 14, (0.6, 0.5)), seg(20, 24, (0.5,))]
+    assert grow(8.5, 11, segments) == (8.5, 14)  # the unsure next one joins; the sure English before does not;
+    # the one at 20 s is too far away
+    assert merge_languages([(8, 12, "es"), (11, 14, "es"), (14, 16, "de")]) == [(8, 14, "es"), (14, 16, "de")]
