@@ -438,9 +438,29 @@ def _multilingual(
     return segments
 
 
+def untangle(segments: list[Segment]) -> list[Segment]:
+    """Segments in time order, one speaker's never overlapping: where two passes meet (clip edges, a window the
+    multilingual model redid), the earlier segment ends where the next begins. Different speakers may overlap."""
+    ordered = sorted(segments, key=lambda s: (s.start, s.end))
+    last_of: dict[str | None, int] = {}
+    out: list[Segment] = []
+    for seg in ordered:
+        i = last_of.get(seg.speaker)
+        if i is not None and out[i].end > seg.start:
+            prev = out[i]
+            cut = max(seg.start, round(prev.start + 0.01, 2))
+            out[i] = Segment(prev.start, cut, prev.text, prev.speaker, prev.language, prev.words)
+            if cut > seg.start:  # the earlier one starts at the same moment: start this one after it
+                seg = Segment(cut, max(seg.end, round(cut + 0.01, 2)), seg.text, seg.speaker, seg.language, seg.words)
+        last_of[seg.speaker] = len(out)
+        out.append(seg)
+    return out
+
+
 def _result(
     segments: list[Segment], duration: float, warnings: list[str], models: list[str], fallback: str | None
 ) -> Transcript:
+    segments = untangle(segments)
     languages = languages_of(segments)
     dominant = max(languages, key=lambda k: languages[k]) if languages else (fallback or "en")
     return Transcript(

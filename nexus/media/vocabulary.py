@@ -21,10 +21,19 @@ from nexus.core.settings import Settings
 MAX_TERM_CHARS = 60
 
 
-def whisper_languages() -> frozenset[str]:
-    from faster_whisper.tokenizer import _LANGUAGE_CODES
+# The languages Whisper knows (faster_whisper.tokenizer._LANGUAGE_CODES; a unit test keeps them in step). Listed
+# here so the API process checks a code without importing faster-whisper and its native libraries.
+WHISPER_LANGUAGES = frozenset(
+    """
+    af am ar as az ba be bg bn bo br bs ca cs cy da de el en es et eu fa fi fo fr gl gu ha haw he hi hr ht hu
+    hy id is it ja jw ka kk km kn ko la lb ln lo lt lv mg mi mk ml mn mr ms mt my ne nl nn no oc pa pl ps pt
+    ro ru sa sd si sk sl sn so sq sr su sv sw ta te tg th tk tl tr tt uk ur uz vi yi yo zh yue
+    """.split()
+)
 
-    return frozenset(_LANGUAGE_CODES)
+
+def whisper_languages() -> frozenset[str]:
+    return WHISPER_LANGUAGES
 
 
 def check_language(code: str | None) -> str | None:

@@ -54,3 +54,23 @@ def test_a_foreign_window_grows_over_unsure_neighbours_only() -> None:
     assert grow(8.5, 11, segments) == (8.5, 14)  # the unsure next one joins; the sure English before does not;
     # the one at 20 s is too far away
     assert merge_languages([(8, 12, "es"), (11, 14, "es"), (14, 16, "de")]) == [(8, 14, "es"), (14, 16, "de")]
+
+
+def test_one_speakers_segments_never_overlap_but_two_speakers_may() -> None:
+    from itertools import pairwise
+
+    from nexus.media.transcribe import untangle
+
+    mine = [seg(0.0, 4.2), seg(4.0, 8.0), seg(8.0, 9.0), seg(8.0, 8.5)]
+    tidy = untangle(mine)
+    assert all(a.end <= b.start and a.start < a.end for a, b in pairwise(tidy)), tidy
+    two = [Segment(0.0, 5.0, "a", "S1"), Segment(2.0, 6.0, "b", "S2")]
+    assert [(s.start, s.end) for s in untangle(two)] == [(0.0, 5.0), (2.0, 6.0)]
+
+
+def test_the_api_knows_the_same_languages_as_whisper() -> None:
+    from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+    from nexus.media.vocabulary import WHISPER_LANGUAGES
+
+    assert frozenset(_LANGUAGE_CODES) == WHISPER_LANGUAGES
