@@ -23,7 +23,7 @@ from sqlmodel import col
 
 from models import OAuthState
 from models.base import new_id, utcnow
-from nexus.core.crypto import Sealed
+from nexus.core.crypto import DecryptionError, Sealed
 from nexus.core.db import session_scope
 from nexus.identity.service import digest
 
@@ -178,7 +178,10 @@ async def complete(
         raise OAuthFlowError("this state belongs to another flow: start again")
     if not browser_secret or not hmac.compare_digest(digest(browser_secret), row.browser_hash):
         raise OAuthFlowError("this sign-in was started in another browser (or its cookie expired): start again")
-    return row, row.code_verifier.open(verifier_context(row.id))
+    try:
+        return row, row.code_verifier.open(verifier_context(row.id))
+    except DecryptionError as exc:  # its key was dropped mid-flow: the user starts again, never a 500
+        raise OAuthFlowError("this sign-in can no longer be completed: start again") from exc
 
 
 async def exchange_code(config: ClientConfig, code: str, verifier: str) -> dict[str, Any]:

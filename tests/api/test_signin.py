@@ -172,3 +172,26 @@ async def test_unconfigured_sign_in_says_what_to_do(api: httpx.AsyncClient) -> N
     resp = await api.get("/auth/google/start")
     assert resp.status_code == 404 and "NEXUS_GOOGLE_CLIENT_ID" in resp.json()["detail"]
     assert "POST /auth/session" in resp.json()["detail"]
+
+
+async def test_a_flow_whose_verifier_no_longer_opens_is_refused_not_a_500(
+    live_api: LiveServer, runtime: Runtime, signin: str
+) -> None:
+    """Its key dropped mid-flow, or the row tampered with: the callback says to start again."""
+    from sqlalchemy import text
+
+    async with httpx.AsyncClient(base_url=live_api.url) as first, httpx.AsyncClient(base_url=live_api.url) as second:
+        mine = await approve((await start(first)).headers["location"])
+        await start(second)
+        async with session_scope(runtime.engine) as session:  # the second flow's sealed verifier, moved to the first
+            rows = (
+                await session.execute(
+                    text("SELECT id, code_verifier FROM oauth_states ORDER BY created_at DESC LIMIT 2")
+                )
+            ).all()
+            (_, theirs), (my_id, _) = rows
+            await session.execute(
+                text("UPDATE oauth_states SET code_verifier = :v WHERE id = :id"), {"v": theirs, "id": my_id}
+            )
+        refused = await first.get(mine)
+    assert refused.status_code == 400 and "start again" in refused.json()["detail"]
