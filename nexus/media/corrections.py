@@ -18,6 +18,7 @@ from models import MediaChunk, MediaItem, MediaStatus, TranscriptSegment
 from nexus.core.db import lock_for_transaction
 from nexus.core.errors import BadInput
 from nexus.media.chunking import chunk_segments
+from nexus.media.repository import chunk_rows
 from nexus.runtime import Runtime
 
 SPEAKER_LABEL = re.compile(r"^S\d{1,2}$")
@@ -59,20 +60,7 @@ async def correct_segment(
     passages = chunk_segments([(s.start_s, s.end_s, s.text) for s in segments])
     vectors = await asyncio.to_thread(rt.embedder.embed, [p.text for p in passages])
     await session.execute(delete(MediaChunk).where(col(MediaChunk.media_id) == media.id))
-    for i, (passage, vector) in enumerate(zip(passages, vectors, strict=True)):
-        session.add(
-            MediaChunk(
-                media_id=media.id,
-                owner_id=media.owner_id,
-                idx=i,
-                start_s=passage.start_s,
-                end_s=passage.end_s,
-                text=passage.text,
-                embedding=list(map(float, vector)),
-                embedding_model=rt.embedder.model_name[:100],
-                dims=len(vector),
-            )
-        )
+    session.add_all(chunk_rows(media, passages, vectors, rt.embedder.model_name))
     await session.flush()
     return target
 

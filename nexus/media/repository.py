@@ -288,17 +288,22 @@ async def store_chunks(
 ) -> None:
     """Like the transcript: one transaction, and the (media_id, idx) unique key stops a racing attempt."""
     async with session_scope(engine) as session:
-        for i, (passage, vector) in enumerate(zip(passages, vectors, strict=True)):
-            session.add(
-                MediaChunk(
-                    media_id=media.id,
-                    owner_id=media.owner_id,
-                    idx=i,
-                    start_s=passage.start_s,
-                    end_s=passage.end_s,
-                    text=passage.text,
-                    embedding=list(map(float, vector)),
-                    embedding_model=_clip(model_name, 100),
-                    dims=len(vector),
-                )
-            )
+        session.add_all(chunk_rows(media, passages, vectors, model_name))
+
+
+def chunk_rows(media: MediaItem, passages: list[Passage], vectors: Iterable[Any], model_name: str) -> list[MediaChunk]:
+    """The item's passages with their vectors, as rows (the pipeline's embed step and corrections store these)."""
+    return [
+        MediaChunk(
+            media_id=media.id,
+            owner_id=media.owner_id,
+            idx=i,
+            start_s=passage.start_s,
+            end_s=passage.end_s,
+            text=passage.text,
+            embedding=list(map(float, vector)),
+            embedding_model=_clip(model_name, 100),
+            dims=len(vector),
+        )
+        for i, (passage, vector) in enumerate(zip(passages, vectors, strict=True))
+    ]
