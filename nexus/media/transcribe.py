@@ -337,7 +337,7 @@ def _audit(
     # enough), and is transcribed by the multilingual model in its language; English speech the English pass
     # missed is transcribed too. English it already wrote down stays as it is.
     warnings: list[str] = []
-    heard = [(a, b, lang) for a, b, lang, _ in _windows(multilingual, samples, suspect, options, common, stop, _never)]
+    heard = _languages(multilingual, samples, suspect, options, stop)
     todo: list[tuple[float, float, str]] = []
     for start, end, language in heard:
         if language == "en":
@@ -353,11 +353,7 @@ def _audit(
                 continue
             segments = [s for s in segments if not start <= (s.start + s.end) / 2 < end] + found
     models.append(_name(settings, False))
-    return _result(sorted(segments, key=lambda s: s.start), duration, warnings, models, "en")
-
-
-def _never(_start: float, _end: float, _language: str) -> bool:
-    return False
+    return _result(segments, duration, warnings, models, "en")
 
 
 SURE_MEAN = 0.65  # a segment whose words average this probability is confidently English
@@ -392,6 +388,26 @@ def merge_languages(spans: list[tuple[float, float, str]]) -> list[tuple[float, 
     return merged
 
 
+def _languages(
+    model: Any, samples: np.ndarray, spans: list[tuple[float, float]], options: Options, stop: StopToken | None
+) -> list[tuple[float, float, str]]:
+    """Each span in windows of up to 30 s, with the window's language (forced, or detected)."""
+    found = []
+    for span_start, span_end in spans:
+        for start, end in windows(span_start, span_end):
+            if stop is not None:
+                stop.check()
+            language = options.language
+            if language is None:
+                language, _probability, _all = model.detect_language(_piece(samples, start, end))
+            found.append((start, end, language))
+    return found
+
+
+def _piece(samples: np.ndarray, start: float, end: float) -> np.ndarray:
+    return samples[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
+
+
 def _windows(
     model: Any,
     samples: np.ndarray,
@@ -399,26 +415,14 @@ def _windows(
     options: Options,
     common: dict[str, Any],
     stop: StopToken | None,
-    needed: Callable[[float, float, str], bool] = lambda _a, _b, _lang: True,
-) -> list[tuple[float, float, str, list[Segment] | None]]:
-    """Each span in windows of up to 30 s: the window's language (forced, or detected), then its transcript
-    (None where `needed` says the window need not be transcribed)."""
-    found: list[tuple[float, float, str, list[Segment] | None]] = []
-    for span_start, span_end in spans:
-        for start, end in windows(span_start, span_end):
-            if stop is not None:
-                stop.check()
-            piece = samples[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
-            language = options.language
-            if language is None:
-                language, _probability, _all = model.detect_language(piece)
-            if not needed(start, end, language):
-                found.append((start, end, language, None))
-                continue
-            raw, _info = model.transcribe(
-                piece, language=language, condition_on_previous_text=False, vad_filter=True, **common
-            )
-            found.append((start, end, language, _segments(raw, start, language, stop)))
+) -> list[tuple[float, float, str, list[Segment]]]:
+    """Each window of `_languages`, transcribed in its language."""
+    found = []
+    for start, end, language in _languages(model, samples, spans, options, stop):
+        raw, _info = model.transcribe(
+            _piece(samples, start, end), language=language, condition_on_previous_text=False, vad_filter=True, **common
+        )
+        found.append((start, end, language, _segments(raw, start, language, stop)))
     return found
 
 
@@ -433,7 +437,7 @@ def _multilingual(
 ) -> list[Segment]:
     segments: list[Segment] = []
     for _start, end, _language, found in _windows(model, samples, spans, options, common, stop):
-        segments += found or []
+        segments += found
         progress(end)
     return segments
 
