@@ -154,11 +154,13 @@ async def get_current_user(conn: HTTPConnection, runtime: RuntimeDep) -> User:
     # key is limited too.
     failures = [f"apikey-fail:ip:{client_info(conn).ip}", f"apikey-fail:key:{(token or '')[:11]}"]
     limit = runtime.settings.auth_rate_limit_per_minute
-    if not ticket and (wait := await ratelimit.blocked(runtime.engine, failures, limit)) is not None:
-        await _too_many(conn, runtime, "apikey", wait)
     # Its own short transaction: the key's last-use stamp is committed at once, never held by a long request.
     async with session_scope(runtime.engine) as session:
-        user = await (redeem_ws_ticket(session, ticket) if ticket else authenticate_api_key(session, token or ""))
+        wait = None if ticket else await ratelimit.blocked(session, failures, limit)
+        if wait is None:
+            user = await (redeem_ws_ticket(session, ticket) if ticket else authenticate_api_key(session, token or ""))
+    if wait is not None:
+        await _too_many(conn, runtime, "apikey", wait)
     if user is None:
         if not ticket:
             prefix = (token or "")[:11]

@@ -11,7 +11,7 @@ import random
 from datetime import datetime, timedelta
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from models.base import utcnow
 from nexus.core.db import session_scope
@@ -49,14 +49,14 @@ async def hit(engine: AsyncEngine, keys: list[str], limit: int) -> int | None:
     return _retry_after(now) if worst > limit else None
 
 
-async def blocked(engine: AsyncEngine, keys: list[str], limit: int) -> int | None:
-    """Whether any key has used up its attempts this window (without counting one): seconds to wait, or None."""
+async def blocked(session: AsyncSession, keys: list[str], limit: int) -> int | None:
+    """Whether any key has used up its attempts this window (without counting one): seconds to wait, or None.
+    A read in the caller's transaction (the API-key check's), so a request pays no extra round trip for it."""
     now = utcnow()
-    async with session_scope(engine) as session:
-        count = (
-            await session.execute(
-                text("SELECT coalesce(max(count), 0) FROM rate_limits WHERE key = ANY(:keys) AND window_start = :w"),
-                {"keys": [k[:200] for k in keys], "w": _window(now)},
-            )
-        ).scalar_one()
+    count = (
+        await session.execute(
+            text("SELECT coalesce(max(count), 0) FROM rate_limits WHERE key = ANY(:keys) AND window_start = :w"),
+            {"keys": [k[:200] for k in keys], "w": _window(now)},
+        )
+    ).scalar_one()
     return _retry_after(now) if count >= limit else None
