@@ -19,9 +19,9 @@ from sqlmodel import col
 from temporalio.client import Client
 
 from api.deps import CurrentUser, ReadableMedia, RuntimeDep, SessionDep, TemporalDep, WritableMedia
-from models import Integration, MediaItem, MediaStatus, SourceType, TranscriptSegment, User
+from models import MediaItem, MediaStatus, SourceType, TranscriptSegment, User
 from nexus.core.errors import BadInput, Unavailable
-from nexus.identity.access import Action, permitted
+from nexus.identity.access import permitted
 from nexus.identity.service import personal_workspace
 from nexus.media import corrections
 from nexus.media.fetch import check_url, validate_upload
@@ -191,14 +191,7 @@ async def _import_from_drive(
     (fresh token), so a wrong id or a missing connection is a 4xx here, not a failed job later."""
     from nexus.integrations import service as integrations
 
-    query = permitted(Integration, user.id, Action.read).where(
-        col(Integration.provider) == "google", col(Integration.status).in_(integrations.LIVE)
-    )
-    if body.integration_id:
-        query = query.where(col(Integration.id) == body.integration_id)
-    integration = (
-        await session.execute(query.order_by(col(Integration.created_at).desc()).limit(1))
-    ).scalar_one_or_none()
+    integration = await integrations.live_integration(session, user.id, "google", body.integration_id)
     if integration is None:
         raise HTTPException(
             status.HTTP_409_CONFLICT,

@@ -45,6 +45,7 @@ from nexus.core.orchestration import (
 )
 from nexus.core.temporal import RPC_TIMEOUT, is_running
 from nexus.identity import audit, oauth
+from nexus.identity.access import Action, permitted
 from nexus.identity.audit import NO_CLIENT, ClientInfo
 from nexus.integrations.contracts import RefreshOutcome, TokenRefreshInput
 from nexus.integrations.providers import Provider, ProviderNotConfigured, get_provider
@@ -484,6 +485,18 @@ async def profile(runtime: Runtime, client: Client, integration: Integration) ->
         raise IntegrationError(f"the provider's profile answered HTTP {resp.status_code}")
     body = resp.json()
     return body if isinstance(body, dict) else {}
+
+
+async def live_integration(
+    session: AsyncSession, user_id: uuid.UUID, provider: str, integration_id: uuid.UUID | None = None
+) -> Integration | None:
+    """The user's live integration with `provider` (that one, if given; else the most recently connected)."""
+    query = permitted(Integration, user_id, Action.read).where(
+        col(Integration.provider) == provider, col(Integration.status).in_(LIVE)
+    )
+    if integration_id:
+        query = query.where(col(Integration.id) == integration_id)
+    return (await session.execute(query.order_by(col(Integration.created_at).desc()).limit(1))).scalar_one_or_none()
 
 
 # --- Google Drive -------------------------------------------------------------------------------------------------
