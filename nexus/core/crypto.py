@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import logging
 import os
 import secrets
 import threading
@@ -31,7 +30,6 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 if TYPE_CHECKING:
     from nexus.core.settings import Settings
 
-log = logging.getLogger("nexus.security")
 
 VERSION = "nx1"
 _NONCE = 12
@@ -190,13 +188,6 @@ def keyring() -> Keyring:
 
             _keyring = load_keyring(get_settings())
         return _keyring
-
-
-def reset_keyring() -> None:
-    """Forget the cached keyring (tests and `nexus keys` after changing it)."""
-    global _keyring
-    with _keyring_lock:
-        _keyring = None
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 from temporalio.client import Client, WorkflowUpdateFailedError
@@ -642,9 +642,3 @@ async def sweep(runtime: Runtime, client: Client) -> int:
                 await request_refresh(client, row.id)
             acted += 1
     return acted
-
-
-async def count_live(session: AsyncSession) -> int:
-    return (
-        await session.execute(select(func.count()).select_from(Integration).where(col(Integration.status).in_(LIVE)))
-    ).scalar_one()
