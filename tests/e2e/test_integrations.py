@@ -254,6 +254,12 @@ async def test_a_misconfigured_client_is_an_operator_problem_not_the_users(
     row = await stored(runtime, integration["id"])
     assert row.status == "degraded" and "operator" in (row.last_error or "")
 
+    # The operator then removes the client registration altogether: still waiting for them, not the user.
+    with overridden(runtime.settings, spotify_client_id=None):
+        outcome = await service.refresh(runtime, uuid.UUID(integration["id"]))
+    assert outcome.status == "degraded" and outcome.retry_in_s
+    assert "NEXUS_SPOTIFY_CLIENT_ID" in ((await stored(runtime, integration["id"])).last_error or "")
+
 
 async def test_racing_refreshes_with_rotation_lose_nothing(
     live_api: LiveServer, runtime: Runtime, make_account: MakeAccount, spotify: OAuthProvider
