@@ -69,17 +69,17 @@ class MediaActivities:
     @activity.defn(name="media.transcribe")
     async def transcribe_media(self, ref: MediaRef) -> TranscribeResult:
         async with heartbeating(self._reporter(ref.job_id, MediaStatus.transcribing)) as beat:
-            return await processing.transcribe(self.rt, ref.media_id, beat.progress)
+            return await processing.transcribe(self.rt, ref.media_id, ref.job_id, beat.progress)
 
     @activity.defn(name="media.enrich")
     async def enrich_media(self, ref: MediaRef) -> EnrichResult:
         async with heartbeating(self._reporter(ref.job_id, MediaStatus.enriching)):
             try:
-                return await processing.enrich(self.rt, ref.media_id)
+                return await processing.enrich(self.rt, ref.media_id, ref.job_id)
             except ProviderError as exc:
                 raise provider_failure(exc) from exc
 
     @activity.defn(name="media.embed")
     async def embed_media(self, ref: MediaRef) -> EmbedResult:
         async with heartbeating(self._reporter(ref.job_id, MediaStatus.embedding)):
-            return await processing.embed(self.rt, ref.media_id)
+            return await processing.embed(self.rt, ref.media_id, ref.job_id)

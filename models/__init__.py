@@ -19,11 +19,13 @@ from models.identity import (
 from models.integrations import Integration, IntegrationStatus
 from models.media import (
     JobEvent,
+    JobKind,
     MediaChunk,
     MediaItem,
     MediaJob,
     MediaStatus,
     SourceType,
+    TranscriptDraft,
     TranscriptSegment,
 )
 
@@ -35,6 +37,7 @@ __all__ = [
     "Integration",
     "IntegrationStatus",
     "JobEvent",
+    "JobKind",
     "MediaChunk",
     "MediaItem",
     "MediaJob",
@@ -48,6 +51,7 @@ __all__ = [
     "Session",
     "SourceType",
     "TimestampedModel",
+    "TranscriptDraft",
     "TranscriptSegment",
     "TurnEvent",
     "User",

@@ -85,14 +85,24 @@ class MediaItem(OwnedModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False)
 
 
+class JobKind(enum.StrEnum):
+    process = "process"  # the item's first run through the pipeline
+    retranscribe = "retranscribe"  # transcription and every stage after it again, swapped in when complete
+
+
 class MediaJob(OwnedModel, table=True):
-    """One processing job per media item. `attempts` counts executions that really ran: 1, plus every automatic
-    retry of a step (a lost worker, a transient failure), plus every user retry; `stage_attempt` is the Temporal
-    attempt of the current stage's step."""
+    """A run of the pipeline for a media item: its processing, then any re-transcriptions. `attempts` counts
+    executions that really ran: 1, plus every automatic retry of a step (a lost worker, a transient failure), plus
+    every user retry; `stage_attempt` is the Temporal attempt of the current stage's step."""
 
     __tablename__ = "media_jobs"
 
     media_id: uuid.UUID = Field(foreign_key="media_items.id", index=True, ondelete="CASCADE")
+    kind: JobKind = Field(
+        default=JobKind.process, sa_column=sa.Column(sa.String(20), nullable=False, server_default="process")
+    )
+    # A re-transcription's options (model, language, speakers, vocabulary, prompt), checked when it was asked for.
+    request: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(JSONB, nullable=True))
     workflow_id: str = Field(max_length=200)
     stage: MediaStatus = Field(default=MediaStatus.pending, sa_column=sa.Column(sa.String(20), nullable=False))
     progress: int = 0
@@ -102,6 +112,20 @@ class MediaJob(OwnedModel, table=True):
     started_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False)
     finished_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
     updated_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False)
+
+
+class TranscriptDraft(TimestampedModel, table=True):
+    """A re-transcription's results before they replace the item's: what each finished stage produced, so a
+    retried step reuses it, and nothing a reader can see changes until the swap (`applied_at`)."""
+
+    __tablename__ = "transcript_drafts"
+
+    job_id: uuid.UUID = Field(foreign_key="media_jobs.id", unique=True, ondelete="CASCADE")
+    media_id: uuid.UUID = Field(foreign_key="media_items.id", index=True, ondelete="CASCADE")
+    owner_id: uuid.UUID = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
+    transcript: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(JSONB, nullable=True))
+    enrichment: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(JSONB, nullable=True))
+    applied_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
 
 
 class JobEvent(TimestampedModel, table=True):

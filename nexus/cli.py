@@ -312,6 +312,35 @@ def media_list(
     console.print(table)
 
 
+@media_app.command("retranscribe")
+def media_retranscribe(
+    media_id: Annotated[str, typer.Argument(help="The item's id.")],
+    model: Annotated[str | None, typer.Option(help="fast or multilingual.")] = None,
+    language: Annotated[str | None, typer.Option(help="Force the language (e.g. de).")] = None,
+    speakers: Annotated[int | None, typer.Option(help="How many speakers.")] = None,
+    vocabulary: Annotated[list[str] | None, typer.Option("--term", help="A term to recognise (repeatable).")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Follow the stages until the job ends.")] = False,
+) -> None:
+    """Transcribe an item again; it keeps its transcript until the new one is complete."""
+    from nexus.client import ApiError
+
+    body = {"model": model, "language": language, "speakers": speakers, "vocabulary": vocabulary or []}
+    client = _client()
+    try:
+        started = client.request("POST", f"/api/media/{media_id}/retranscribe", json=body)
+        console.print(f"re-transcribing [bold]{media_id}[/]  job {started['job_id']}")
+        if not wait:
+            return
+        final = _follow(client, started["job_id"])
+    except ApiError as exc:
+        console.print(f"[red]{exc}")
+        raise typer.Exit(1) from exc
+    if final["stage"] != "completed":
+        console.print(f"[red]{final['stage']}[/]: {final.get('message')}")
+        raise typer.Exit(1)
+    console.print("[green]completed[/]: the new transcript is in place")
+
+
 @asynccontextmanager
 async def _session() -> AsyncIterator[AsyncSession]:
     from nexus.core.db import database_url_for_command, make_engine, session_scope

@@ -5,13 +5,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, Field
 
 from api.deps import ReadableJob, RuntimeDep, SessionDep, TemporalDep, WritableJob
-from models import JobEvent, MediaStatus
+from models import JobEvent, JobKind, MediaStatus
 from nexus.media.repository import stream_events
 from nexus.media.service import cancel, is_running, reconcile, retry
 
@@ -23,6 +24,8 @@ class JobOut(BaseModel):
     id: uuid.UUID
     media_id: uuid.UUID
     workflow_id: str
+    kind: JobKind = Field(description="`process` (the item's first run) or `retranscribe`")
+    request: dict[str, Any] | None = Field(description="A re-transcription's options")
     stage: MediaStatus
     progress: int
     attempts: int = Field(description="executions that ran: 1 + automatic retries of a step + user retries")

@@ -24,6 +24,7 @@ from nexus.core.errors import BadInput, Unavailable
 from nexus.identity.access import permitted
 from nexus.identity.service import personal_workspace
 from nexus.media import corrections
+from nexus.media import service as media_service
 from nexus.media.fetch import check_url, validate_upload
 from nexus.media.repository import media_prefix
 from nexus.media.service import create_job, delete_media, latest_job, start_pipeline
@@ -395,6 +396,59 @@ async def correct_segment(
         words=[],
         original_text=segment.original_text,
     )
+
+
+class RetranscribeRequest(BaseModel):
+    model: Literal["fast", "multilingual"] | None = Field(
+        default=None,
+        description="`fast` (default: the English model, the multilingual one for other languages) or "
+        "`multilingual` (the multilingual model throughout: slower, better on mostly non-English speech).",
+    )
+    language: str | None = Field(default=None, max_length=8, description="Force the language; default: detected.")
+    speakers: int | None = Field(default=None, ge=1, le=10, description="How many speakers (default: estimated).")
+    vocabulary: list[str] = Field(
+        default_factory=list, max_length=500, description="Terms to recognise, on top of your vocabulary."
+    )
+    prompt: str | None = Field(default=None, max_length=5000, description="Context for the transcriber.")
+
+
+class Retranscription(BaseModel):
+    media_id: uuid.UUID
+    job_id: uuid.UUID
+    workflow_id: str
+    request: dict[str, Any] = Field(description="What the new transcription will apply.")
+
+
+@router.post("/{media_id}/retranscribe", status_code=status.HTTP_202_ACCEPTED)
+async def retranscribe(
+    media: WritableMedia,
+    body: Annotated[RetranscribeRequest, Body(default_factory=RetranscribeRequest)],
+    user: CurrentUser,
+    session: SessionDep,
+    client: TemporalDep,
+    runtime: RuntimeDep,
+) -> Retranscription:
+    """Transcribe a completed item again (another model, language, speaker count or vocabulary) and redo every
+    stage after it. Options not given take their defaults, not the previous run's. The item keeps its current
+    transcript and stays searchable until the new one is complete, then both are swapped at once; follow the
+    job like any other (`GET /api/jobs/{job_id}/events`)."""
+    try:
+        request = await transcription_request(
+            session,
+            runtime.settings,
+            user.id,
+            language=body.language,
+            vocabulary=body.vocabulary,
+            prompt=body.prompt,
+            model=body.model,
+            speakers=body.speakers,
+        )
+        job = await media_service.retranscribe(client, runtime, session, media, request)
+    except BadInput as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
+    except media_service.Busy as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    return Retranscription(media_id=media.id, job_id=job.id, workflow_id=job.workflow_id, request=request)
 
 
 class SpeakerNames(BaseModel):

@@ -17,18 +17,21 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from temporalio.client import Client
 
-from models import MediaItem, SourceType
+from models import JobKind, MediaItem, MediaJob, SourceType
 from nexus.core.errors import BadInput
 from nexus.core.stopping import run_stoppable
+from nexus.llm.providers import Enrichment
 from nexus.media import repository
 from nexus.media.chunking import chunk_segments
 from nexus.media.contracts import DedupResult, EmbedResult, EnrichResult, FetchResult, TranscribeResult
 from nexus.media.fetch import check_url, download, to_channels_wav, to_speech_wav, validate_media
 from nexus.media.fingerprint import Fingerprint, fingerprint_file, is_near_duplicate
 from nexus.media.repository import media_prefix
+from nexus.media.transcribe import Transcript
 from nexus.runtime import Runtime
 
 Progress = Callable[[float], None]
@@ -165,65 +168,121 @@ async def fingerprint(rt: Runtime, media_id: uuid.UUID) -> DedupResult:
     return DedupResult(duplicate_of=found[0] if found else None, ber=found[1] if found else None)
 
 
-async def transcribe(rt: Runtime, media_id: uuid.UUID, progress: Progress = _ignore) -> TranscribeResult:
+async def _draft_job(rt: Runtime, job_id: uuid.UUID | None) -> MediaJob | None:
+    """The job when it is a re-transcription: its stages write to a draft, swapped in by `embed`."""
+    job = await repository.get_job(rt.engine, job_id) if job_id else None
+    return job if job is not None and job.kind == JobKind.retranscribe else None
+
+
+async def transcribe(
+    rt: Runtime, media_id: uuid.UUID, job_id: uuid.UUID | None = None, progress: Progress = _ignore
+) -> TranscribeResult:
+    media = await load(rt, media_id)
+    redo = await _draft_job(rt, job_id)
+    if redo:
+        draft = await repository.draft_for(rt.engine, redo)
+        if draft.transcript is not None or draft.applied_at is not None:
+            return TranscribeResult(
+                segments=len((draft.transcript or {}).get("segments", [])), language=None, reused=True
+            )
+        asked = redo.request or {}
+    else:
+        existing = await repository.count_segments(rt.engine, media.id)
+        if existing:
+            return TranscribeResult(segments=existing, language=media.language, reused=True)
+        asked = media.transcription or {}
+    result = await _run_whisper(rt, media, asked, progress)
+    if redo:
+        await repository.update_draft(rt.engine, redo.id, transcript=result.to_json())
+    else:
+        await repository.store_transcript(rt.engine, media, result)
+    return TranscribeResult(segments=len(result.segments), language=result.language, reused=False)
+
+
+async def _run_whisper(rt: Runtime, media: MediaItem, asked: dict[str, Any], progress: Progress) -> Transcript:
     from nexus.media.transcribe import Options, transcribe_channels
     from nexus.media.transcribe import transcribe as run_whisper
 
-    media = await load(rt, media_id)
-    existing = await repository.count_segments(rt.engine, media.id)
-    if existing:
-        return TranscribeResult(segments=existing, language=media.language, reused=True)
     split = channels_key(media_prefix(media.owner_id, media.id))
     by_channel = await asyncio.to_thread(rt.store.exists, split)
     with scratch_dir("stt") as tmp:
         wav = tmp / "audio.wav"
         await asyncio.to_thread(rt.store.get_file, split if by_channel else media.audio_key or "", wav)
-        asked = media.transcription or {}
         options = Options(
             language=asked.get("language"),
             hotwords=", ".join(asked.get("vocabulary") or []) or None,
             prompt=asked.get("prompt") or None,
+            model=asked.get("model") or "fast",
         )
         run = transcribe_channels if by_channel else run_whisper
-        result = await run_stoppable(
+        return await run_stoppable(
             lambda stop: run(
                 rt.settings, wav, lambda done, total: progress(done / total if total else 0.0), stop, options
             )
         )
-    await repository.store_transcript(rt.engine, media, result)
-    return TranscribeResult(segments=len(result.segments), language=result.language, reused=False)
 
 
-async def enrich(rt: Runtime, media_id: uuid.UUID) -> EnrichResult:
+async def enrich(rt: Runtime, media_id: uuid.UUID, job_id: uuid.UUID | None = None) -> EnrichResult:
     """Title, summary and tags from the configured provider; stored before anything else can fail."""
     from nexus.llm.service import enrichment_provider
 
     media = await load(rt, media_id)
-    if media.enrichment_provider:
-        return EnrichResult(provider=media.enrichment_provider, tags=media.tags, reused=True)
-    transcript = await repository.transcript_text(rt.engine, media.id)
+    redo = await _draft_job(rt, job_id)
+    if redo:
+        draft = await repository.draft_for(rt.engine, redo)
+        if draft.enrichment is not None:
+            done = Enrichment.model_validate(draft.enrichment)
+            return EnrichResult(provider=done.provider, tags=done.tags, reused=True)
+        if draft.applied_at is not None:
+            return EnrichResult(provider=media.enrichment_provider or "", tags=media.tags, reused=True)
+        transcript = " ".join(s.text for s in Transcript.from_json(draft.transcript or {}).segments)
+    else:
+        if media.enrichment_provider:
+            return EnrichResult(provider=media.enrichment_provider, tags=media.tags, reused=True)
+        transcript = await repository.transcript_text(rt.engine, media.id)
     provider = enrichment_provider(rt.settings, rt.embedder)
     result = await provider.enrich(transcript[:100_000])
-    await repository.store_enrichment(rt.engine, media, result)
+    if redo:
+        await repository.update_draft(rt.engine, redo.id, enrichment=result.model_dump(mode="json"))
+    else:
+        await repository.store_enrichment(rt.engine, media, result)
     return EnrichResult(provider=result.provider, tags=result.tags, reused=False)
 
 
-async def embed(rt: Runtime, media_id: uuid.UUID) -> EmbedResult:
+async def embed(rt: Runtime, media_id: uuid.UUID, job_id: uuid.UUID | None = None) -> EmbedResult:
+    """Passages and their vectors. For a re-transcription this is the swap: the draft's transcript, passages and
+    vectors replace the item's in one transaction."""
     media = await load(rt, media_id)
-    existing = await repository.count_chunks(rt.engine, media.id)
-    if existing:
-        return EmbedResult(chunks=existing, reused=True)
-    segments = await repository.segment_texts(rt.engine, media.id)
+    redo = await _draft_job(rt, job_id)
+    if redo:
+        draft = await repository.draft_for(rt.engine, redo)
+        if draft.applied_at is not None:
+            return EmbedResult(chunks=await repository.count_chunks(rt.engine, media.id), reused=True)
+        transcript = Transcript.from_json(draft.transcript or {})
+        segments = [(s.start, s.end, s.text) for s in transcript.segments]
+    else:
+        existing = await repository.count_chunks(rt.engine, media.id)
+        if existing:
+            return EmbedResult(chunks=existing, reused=True)
+        segments = await repository.segment_texts(rt.engine, media.id)
     passages = chunk_segments(segments)
     vectors = await asyncio.to_thread(rt.embedder.embed, [p.text for p in passages])
-    await repository.store_chunks(rt.engine, media, passages, vectors, rt.embedder.model_name)
+    if redo:
+        enrichment = Enrichment.model_validate(draft.enrichment) if draft.enrichment else None
+        await repository.apply_draft(
+            rt.engine, media, redo, transcript, enrichment, passages, vectors, rt.embedder.model_name
+        )
+    else:
+        await repository.store_chunks(rt.engine, media, passages, vectors, rt.embedder.model_name)
     return EmbedResult(chunks=len(passages), reused=False)
 
 
 async def discard_objects(rt: Runtime, job_id: uuid.UUID) -> None:
-    """Bad input cannot be retried into success: drop what was stored for it so nothing is stranded."""
+    """Bad input cannot be retried into success: drop what was stored for it so nothing is stranded. Not for a
+    re-transcription: the item it was asked for stays as it was, files included."""
+    job = await repository.get_job(rt.engine, job_id)
     media = await repository.media_of_job(rt.engine, job_id)
-    if media is None:
+    if job is None or job.kind != JobKind.process or media is None:
         return
     await asyncio.to_thread(rt.store.delete_prefix, media_prefix(media.owner_id, media.id))
     await repository.forget_objects(rt.engine, media.id)

@@ -6,12 +6,22 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, overload
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
-from models import JobEvent, MediaChunk, MediaItem, MediaJob, MediaStatus, TranscriptSegment
-from models.base import utcnow
+from models import (
+    JobEvent,
+    JobKind,
+    MediaChunk,
+    MediaItem,
+    MediaJob,
+    MediaStatus,
+    TranscriptDraft,
+    TranscriptSegment,
+)
+from models.base import new_id, utcnow
 from nexus.core.db import lock_for_transaction, outlasting_outages, session_scope
 from nexus.core.eventlog import append, follow
 from nexus.llm.providers import Enrichment
@@ -78,10 +88,11 @@ async def record(
             values["finished_at"] = utcnow()
             values["error"] = error
         await session.execute(update(MediaJob).where(col(MediaJob.id) == job_id).values(**values))
-        media_values: dict[str, object] = {"status": stage, "updated_at": utcnow()}
-        if terminal:
-            media_values["error"] = error
-        await session.execute(update(MediaItem).where(col(MediaItem.id) == job.media_id).values(**media_values))
+        if job.kind == JobKind.process:  # a re-transcription leaves the item completed (and its transcript) as is
+            media_values: dict[str, object] = {"status": stage, "updated_at": utcnow()}
+            if terminal:
+                media_values["error"] = error
+            await session.execute(update(MediaItem).where(col(MediaItem.id) == job.media_id).values(**media_values))
         # `seq` is drawn by the database (an identity column); SQLModel's Field cannot mark it init=False.
         event = JobEvent(  # type: ignore[call-arg]
             job_id=job_id, stage=stage, progress=progress, terminal=terminal, message=error or message
@@ -223,20 +234,7 @@ async def count_segments(engine: AsyncEngine, media_id: uuid.UUID) -> int:
 async def store_transcript(engine: AsyncEngine, media: MediaItem, transcript: Transcript) -> None:
     """All segments in one transaction; the (media_id, idx) unique key stops a racing attempt from doubling them."""
     async with session_scope(engine) as session:
-        for i, seg in enumerate(transcript.segments):
-            session.add(
-                TranscriptSegment(
-                    media_id=media.id,
-                    owner_id=media.owner_id,
-                    idx=i,
-                    start_s=seg.start,
-                    end_s=seg.end,
-                    speaker=_clip(seg.speaker, 100),
-                    language=_clip(seg.language, 16),
-                    text=seg.text,
-                    words=[[w.word, w.start, w.end, w.probability] for w in seg.words],
-                )
-            )
+        session.add_all(_segment_rows(media, transcript))
         done = {"models": transcript.models, "warnings": transcript.warnings}
         await session.execute(
             update(MediaItem)
@@ -248,6 +246,23 @@ async def store_transcript(engine: AsyncEngine, media: MediaItem, transcript: Tr
                 updated_at=utcnow(),
             )
         )
+
+
+def _segment_rows(media: MediaItem, transcript: Transcript) -> list[TranscriptSegment]:
+    return [
+        TranscriptSegment(
+            media_id=media.id,
+            owner_id=media.owner_id,
+            idx=i,
+            start_s=seg.start,
+            end_s=seg.end,
+            speaker=_clip(seg.speaker, 100),
+            language=_clip(seg.language, 16),
+            text=seg.text,
+            words=[[w.word, w.start, w.end, w.probability] for w in seg.words],
+        )
+        for i, seg in enumerate(transcript.segments)
+    ]
 
 
 async def transcript_text(engine: AsyncEngine, media_id: uuid.UUID) -> str:
@@ -307,3 +322,76 @@ def chunk_rows(media: MediaItem, passages: list[Passage], vectors: Iterable[Any]
         )
         for i, (passage, vector) in enumerate(zip(passages, vectors, strict=True))
     ]
+
+
+# --- re-transcription: results wait in a draft, then replace the item's in one transaction ---
+
+
+async def get_job(engine: AsyncEngine, job_id: uuid.UUID) -> MediaJob | None:
+    async with session_scope(engine) as session:
+        return await session.get(MediaJob, job_id)
+
+
+@outlasting_outages
+async def draft_for(engine: AsyncEngine, job: MediaJob) -> TranscriptDraft:
+    """The re-transcription's draft, created on first use (a retried step finds what earlier attempts stored)."""
+    async with session_scope(engine) as session:
+        stmt = insert(TranscriptDraft).values(id=new_id(), job_id=job.id, media_id=job.media_id, owner_id=job.owner_id)
+        await session.execute(stmt.on_conflict_do_nothing(index_elements=["job_id"]))
+        draft = (
+            await session.execute(select(TranscriptDraft).where(col(TranscriptDraft.job_id) == job.id))
+        ).scalar_one()
+        return draft
+
+
+@outlasting_outages
+async def update_draft(engine: AsyncEngine, job_id: uuid.UUID, **values: object) -> None:
+    async with session_scope(engine) as session:
+        await session.execute(update(TranscriptDraft).where(col(TranscriptDraft.job_id) == job_id).values(**values))
+
+
+@outlasting_outages
+async def apply_draft(
+    engine: AsyncEngine,
+    media: MediaItem,
+    job: MediaJob,
+    transcript: Transcript,
+    enrichment: Enrichment | None,
+    passages: list[Passage],
+    vectors: Iterable[Any],
+    model_name: str,
+) -> bool:
+    """Swap the re-transcription in: segments, passages and vectors, language, what was applied, summary and
+    tags, in one transaction, so a search sees the old item or the new one, never a mix. Speaker names are
+    cleared (the new labels need not mean the same people). False when it was already applied (a retry)."""
+    async with session_scope(engine) as session:
+        await lock_for_transaction(session, f"transcript:{media.id}")  # not beside a correction of the item
+        draft = (
+            await session.execute(
+                select(TranscriptDraft).where(col(TranscriptDraft.job_id) == job.id).with_for_update()
+            )
+        ).scalar_one()
+        if draft.applied_at is not None:
+            return False
+        await session.execute(delete(TranscriptSegment).where(col(TranscriptSegment.media_id) == media.id))
+        await session.execute(delete(MediaChunk).where(col(MediaChunk.media_id) == media.id))
+        session.add_all(_segment_rows(media, transcript))
+        session.add_all(chunk_rows(media, passages, vectors, model_name))
+        values: dict[str, object] = {
+            "language": _clip(transcript.language, 16),
+            "languages": transcript.languages,
+            "transcription": {**(job.request or {}), "models": transcript.models, "warnings": transcript.warnings},
+            "speaker_names": {},
+            "updated_at": utcnow(),
+        }
+        if enrichment is not None:
+            values |= {
+                "summary": enrichment.summary,
+                "tags": [t[:40] for t in enrichment.tags],
+                "enrichment_provider": _clip(enrichment.provider, 50),
+                "enrichment_model": _clip(enrichment.model, 100),
+            }
+        await session.execute(update(MediaItem).where(col(MediaItem.id) == media.id).values(**values))
+        draft.applied_at = utcnow()
+        draft.transcript = None  # the item's segments hold it now
+        return True

@@ -15,9 +15,9 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from models import JobEvent, MediaItem, MediaJob, MediaStatus
+from models import JobEvent, JobKind, MediaItem, MediaJob, MediaStatus
 from models.base import utcnow
-from nexus.core.db import session_scope
+from nexus.core.db import lock_for_transaction, session_scope
 from nexus.core.errors import Unavailable
 from nexus.core.eventlog import append
 from nexus.core.orchestration import (
@@ -45,6 +45,50 @@ async def create_job(session: AsyncSession, media: MediaItem) -> MediaJob:
     # `seq` is drawn by the database (an identity column); SQLModel's Field cannot mark it init=False.
     event = JobEvent(job_id=job.id, stage=MediaStatus.pending, progress=0, message="queued")  # type: ignore[call-arg]
     await append(session, job.id, event)
+    return job
+
+
+class Busy(Exception):
+    """The item cannot take this now (still processing, or a run in progress): the message says what to do."""
+
+
+async def retranscribe(
+    client: Client, runtime: Runtime, session: AsyncSession, media: MediaItem, request: dict[str, Any]
+) -> MediaJob:
+    """Transcription and every stage after it again, as a new run of the media workflow with `request`'s options.
+
+    The run writes to a draft; the item keeps its transcript, passages and vectors (and stays `completed` and
+    searchable) until the new ones are complete, then they are swapped in one transaction. A failed or
+    cancelled re-transcription leaves the item as it was."""
+    if media.status != MediaStatus.completed:
+        raise Busy(
+            f"the item is {media.status}: only a completed item can be re-transcribed"
+            + (" (retry its job instead)" if media.status in (MediaStatus.failed, MediaStatus.cancelled) else "")
+        )
+    await lock_for_transaction(session, f"transcript:{media.id}")  # two requests at once: one run
+    latest = await latest_job(session, media.id)
+    if (latest and not MediaStatus(latest.stage).terminal) or await is_running(client, media_workflow_id(media.id)):
+        raise Busy("this item is being processed already: wait for that run to end, or cancel it")
+    job = MediaJob(
+        media_id=media.id,
+        owner_id=media.owner_id,
+        workspace_id=media.workspace_id,
+        workflow_id=media_workflow_id(media.id),
+        kind=JobKind.retranscribe,
+        request=request,
+    )
+    session.add(job)
+    await session.flush()
+    event = JobEvent(  # type: ignore[call-arg]
+        job_id=job.id, stage=MediaStatus.pending, progress=0, message="re-transcription requested"
+    )
+    await append(session, job.id, event)
+    await session.commit()
+    try:
+        await start_pipeline(client, runtime, media, job)
+    except Exception as exc:
+        await record(runtime.engine, job.id, MediaStatus.failed, error=f"the re-transcription could not start: {exc}")
+        raise exc if isinstance(exc, Unavailable) else Unavailable("Temporal", str(exc)) from exc
     return job
 
 

@@ -56,11 +56,14 @@ class Segment:
 
 @dataclass(frozen=True)
 class Options:
-    """What the user asked for: a forced language, their vocabulary (hotwords), a prompt."""
+    """What the user asked for: a forced language, their vocabulary (hotwords), a prompt, and which model:
+    `fast` (the English model, with the multilingual one for what it cannot hear) or `multilingual` (the
+    multilingual model for everything: slower, better on mostly non-English or heavily accented speech)."""
 
     language: str | None = None
     hotwords: str | None = None
     prompt: str | None = None
+    model: str = "fast"
 
 
 @dataclass
@@ -71,6 +74,43 @@ class Transcript:
     languages: dict[str, float] = field(default_factory=dict)  # seconds of speech per language
     warnings: list[str] = field(default_factory=list)
     models: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON form (a re-transcription's draft keeps it until it replaces the item's transcript)."""
+        return {
+            "language": self.language,
+            "duration_s": self.duration_s,
+            "languages": self.languages,
+            "warnings": self.warnings,
+            "models": self.models,
+            "segments": [
+                {
+                    "start": s.start,
+                    "end": s.end,
+                    "text": s.text,
+                    "speaker": s.speaker,
+                    "language": s.language,
+                    "words": [[w.word, w.start, w.end, w.probability] for w in s.words],
+                }
+                for s in self.segments
+            ],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Transcript:
+        return cls(
+            language=data["language"],
+            duration_s=data["duration_s"],
+            languages=data["languages"],
+            warnings=data["warnings"],
+            models=data["models"],
+            segments=[
+                Segment(
+                    s["start"], s["end"], s["text"], s["speaker"], s["language"], tuple(Word(*w) for w in s["words"])
+                )
+                for s in data["segments"]
+            ],
+        )
 
 
 _load_lock = threading.Lock()
@@ -263,12 +303,13 @@ def _transcribe(
         if on_progress:
             on_progress(min(done, duration), duration)
 
-    if primary.model.is_multilingual or (options.language and options.language != "en"):
+    wants_multilingual = options.model == "multilingual" or bool(options.language and options.language != "en")
+    if primary.model.is_multilingual or wants_multilingual:
         model = primary if primary.model.is_multilingual else load_multilingual(settings)
         if model is None:
+            asked = f"language={options.language}" if options.language else "model=multilingual"
             raise BadInput(
-                f"language={options.language} needs a multilingual model, and none is configured "
-                "(NEXUS_WHISPER_MULTILINGUAL_MODEL=none)"
+                f"{asked} needs a multilingual model, and none is configured (NEXUS_WHISPER_MULTILINGUAL_MODEL=none)"
             )
         segments = _multilingual(model, samples, [(0.0, duration)], options, common, stop, progress)
         return _result(segments, duration, [], [_name(settings, model is primary)], options.language)

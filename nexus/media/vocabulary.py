@@ -19,6 +19,8 @@ from nexus.core.errors import BadInput
 from nexus.core.settings import Settings
 
 MAX_TERM_CHARS = 60
+MODELS = ("fast", "multilingual")  # see nexus.media.transcribe.Options
+MAX_SPEAKERS = 10
 
 
 # The languages Whisper knows (faster_whisper.tokenizer._LANGUAGE_CODES; a unit test keeps them in step). Listed
@@ -87,11 +89,24 @@ async def transcription_request(
     language: str | None = None,
     vocabulary: list[str] | None = None,
     prompt: str | None = None,
+    model: str | None = None,
+    speakers: int | None = None,
 ) -> dict[str, Any]:
-    """What this item's transcription will apply: the user's vocabulary plus this upload's terms, checked."""
+    """What this item's transcription will apply: the user's vocabulary plus this upload's terms, checked; the
+    model (`fast` unless told otherwise) and the number of speakers, when given."""
     terms = clean_terms([*await get_terms(session, user_id), *(vocabulary or [])], settings)
     prompt = " ".join((prompt or "").split()) or None
     if prompt and len(prompt) > settings.max_prompt_chars:
         raise BadInput(f"the prompt is longer than {settings.max_prompt_chars} characters")
-    request: dict[str, Any] = {"language": check_language(language), "vocabulary": terms, "prompt": prompt}
+    if model not in (None, *MODELS):
+        raise BadInput(f"unknown model {model!r}: use one of {', '.join(MODELS)}")
+    if speakers is not None and not 1 <= speakers <= MAX_SPEAKERS:
+        raise BadInput(f"speakers must be between 1 and {MAX_SPEAKERS}")
+    request: dict[str, Any] = {
+        "language": check_language(language),
+        "vocabulary": terms,
+        "prompt": prompt,
+        "model": model,
+        "speakers": speakers,
+    }
     return {k: v for k, v in request.items() if v}

@@ -4,11 +4,14 @@ forced language, the user's vocabulary reaching the model, and word timings."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from pathlib import Path
 
 import httpx
 import pytest
 
+from nexus.media.repository import get_media
 from nexus.runtime import Runtime
 from tests.conftest import MakeAccount, follow_job, overridden
 from tests.harness import LiveServer
@@ -163,3 +166,54 @@ async def test_ordinary_stereo_is_transcribed_once(
     async with httpx.AsyncClient(base_url=live_api.url, timeout=60) as api:
         item = await upload(api, account.headers, stereo)
     assert {s["speaker"] for s in item["segments"]} == {None} and "laptop" in text_of(item)
+
+
+async def test_retranscription_swaps_in_at_once_and_a_failed_one_changes_nothing(
+    live_api: LiveServer, runtime: Runtime, make_account: MakeAccount, speech: dict[str, Path]
+) -> None:
+    account = await make_account()
+    async with httpx.AsyncClient(base_url=live_api.url, timeout=60, headers=account.headers) as api:
+        item = await upload(api, account.headers, speech["brand"])
+        media_id, before = item["id"], item["segments"]
+        assert item["transcription"]["models"] == ["tiny.en"]
+
+        # Asked wrongly: a 4xx that says what to fix, and no run.
+        assert (await api.post(f"/api/media/{media_id}/retranscribe", json={"model": "huge"})).status_code == 422
+        assert (await api.post(f"/api/media/{media_id}/retranscribe", json={"speakers": 0})).status_code == 422
+        bad = await api.post(f"/api/media/{media_id}/retranscribe", json={"language": "xx"})
+        assert bad.status_code == 400 and "unknown language" in bad.json()["detail"]
+
+        # A re-transcription that fails (no multilingual model to run) leaves the item as it was, files included.
+        with overridden(runtime.settings, whisper_multilingual_model="none"):
+            started = await api.post(f"/api/media/{media_id}/retranscribe", json={"model": "multilingual"})
+            assert started.status_code == 202, started.text
+            job_id = started.json()["job_id"]
+            events = await follow_job(api, account.headers, job_id)
+        assert events[-1]["stage"] == "failed" and "needs a multilingual model" in events[-1]["message"]
+        after = (await api.get(f"/api/media/{media_id}")).json()
+        assert after["status"] == "completed" and after["segments"] == before and after["error"] is None
+        stored = await get_media(runtime.engine, uuid.UUID(media_id))
+        assert stored and stored.audio_key and stored.original_key
+        assert runtime.store.exists(stored.audio_key) and runtime.store.exists(stored.original_key)
+
+        # Retried with the model available: while it runs, every search finds the old transcript, and the
+        # item stays completed; then the new one is in place in one step.
+        retried = await api.post(f"/api/jobs/{job_id}/retry")
+        assert retried.status_code == 202, retried.text
+        assert retried.json()["kind"] == "retranscribe"
+        busy = await api.post(f"/api/media/{media_id}/retranscribe", json={})
+        assert busy.status_code == 409 and "being processed" in busy.json()["detail"]
+        fix = await api.patch(f"/api/media/{media_id}/segments/0", json={"text": "lost edit"})
+        assert fix.status_code == 409 and "re-transcribed" in fix.json()["detail"]
+        seen: list[int] = []
+        done = asyncio.create_task(follow_job(api, account.headers, job_id))
+        while not done.done():
+            hits = (await api.post("/api/search", json={"query": "laptop", "mode": "keyword"})).json()
+            seen.append(sum(h["media_id"] == media_id for h in hits["results"]))
+            state = (await api.get(f"/api/media/{media_id}")).json()
+            assert state["status"] == "completed" and state["segments"], state
+        assert (await done)[-1]["stage"] == "completed"
+        assert len(seen) > 3 and min(seen) >= 1, seen  # never a moment without the item's passages
+        new = (await api.get(f"/api/media/{media_id}")).json()
+    assert new["transcription"]["models"] == ["base (multilingual)"] and new["transcription"]["model"] == "multilingual"
+    assert "laptop" in text_of(new) and new["job_id"] == job_id
