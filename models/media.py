@@ -73,6 +73,10 @@ class MediaItem(OwnedModel, table=True):
     speaker_names: dict[str, str] = Field(
         default_factory=dict, sa_column=sa.Column(JSONB, nullable=False, server_default="{}")
     )
+    # Names a language model proposed from what was said ({"S1": "Ada"}): suggestions, until a user names them.
+    speaker_suggestions: dict[str, str] = Field(
+        default_factory=dict, sa_column=sa.Column(JSONB, nullable=False, server_default="{}")
+    )
     # What transcription was asked for (language, vocabulary, prompt) and what it did (models, warnings).
     transcription: dict[str, Any] = Field(
         default_factory=dict, sa_column=sa.Column(JSONB, nullable=False, server_default="{}")
@@ -155,6 +159,8 @@ class TranscriptSegment(TimestampedModel, table=True):
     text: str = Field(sa_type=sa.Text)
     # What the transcriber heard, kept when a user corrects `text`.
     original_text: str | None = Field(default=None, sa_type=sa.Text)
+    # English translation of speech in another language (Whisper's translate task), when asked for.
+    translation: str | None = Field(default=None, sa_type=sa.Text)
     # Word timings: [[word, start_s, end_s, probability], ...] (compact: an hour holds ~10,000 words).
     words: list[list[Any]] = Field(
         default_factory=list, sa_column=sa.Column(JSONB, nullable=False, server_default="[]")
@@ -186,6 +192,10 @@ class MediaChunk(TimestampedModel, table=True):
     embedding: list[float] = Field(sa_column=sa.Column(Vector(EMBEDDING_DIMS), nullable=False))
     embedding_model: str = Field(max_length=100)
     dims: int
+    # "transcript", or "translation": a passage of the English translation, at the same seconds.
+    track: str = Field(
+        default="transcript", sa_column=sa.Column(sa.String(16), nullable=False, server_default="transcript")
+    )
     tsv: str | None = Field(
         default=None,
         sa_column=sa.Column(TSVECTOR, sa.Computed("to_tsvector('english', text)", persisted=True)),

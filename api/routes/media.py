@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, File, Form, HTTPException, Query, UploadFile, status
 from fastapi import Path as FastAPIPath
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 from sqlalchemy import any_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -35,7 +35,30 @@ router = APIRouter(prefix="/api/media", tags=["media"])
 UPLOAD_CHUNK = 1024 * 1024
 
 
-class ProcessRequest(BaseModel):
+class TranscriptionOptions(BaseModel):
+    """How to transcribe an item: given with the upload, the URL or a re-transcription."""
+
+    language: str | None = Field(
+        default=None, max_length=8, description="Force the spoken language (e.g. `de`); default: detected."
+    )
+    vocabulary: list[str] = Field(
+        default_factory=list, max_length=500, description="Terms to recognise, on top of your vocabulary."
+    )
+    prompt: str | None = Field(default=None, max_length=5000, description="Context for the transcriber.")
+    model: Literal["fast", "multilingual"] | None = Field(
+        default=None,
+        description="`fast` (default: the English model, the multilingual one for other languages) or "
+        "`multilingual` (the multilingual model throughout: slower, better on mostly non-English speech).",
+    )
+    speakers: int | None = Field(
+        default=None, ge=1, le=10, description="How many speakers; turns on speaker labels for a single channel."
+    )
+    translate: bool | None = Field(
+        default=None, description="Also an English translation of speech in other languages (default: off)."
+    )
+
+
+class ProcessRequest(TranscriptionOptions):
     source: Literal["url", "google_drive"] = "url"
     url: str | None = Field(default=None, min_length=1, max_length=4096, description="For `source=url`.")
     file_id: str | None = Field(
@@ -45,13 +68,6 @@ class ProcessRequest(BaseModel):
         default=None, description="Which connected Google account (default: your most recent active one)."
     )
     title: str | None = Field(default=None, max_length=500)
-    language: str | None = Field(
-        default=None, max_length=8, description="Force the spoken language (e.g. `de`); default: detected."
-    )
-    vocabulary: list[str] = Field(
-        default_factory=list, max_length=500, description="Terms to recognise, on top of your vocabulary."
-    )
-    prompt: str | None = Field(default=None, max_length=5000, description="Context for the transcriber.")
 
     @model_validator(mode="after")
     def _one_source(self) -> ProcessRequest:
@@ -95,6 +111,7 @@ class SegmentOut(BaseModel):
     speaker: str | None = Field(description="The speaker's name when given, else its label (S1, S2, ...).")
     language: str | None
     text: str
+    translation: str | None = Field(default=None, description="English, for speech in another language.")
     words: list[WordOut]
 
 
@@ -102,6 +119,9 @@ class MediaDetail(MediaSummary):
     language: str | None
     languages: dict[str, float] = Field(description="Seconds of speech per detected language.")
     speaker_names: dict[str, str] = Field(description="Names given to speaker labels.")
+    speaker_suggestions: dict[str, str] = Field(
+        description="Names a language model proposed from what was said: suggestions, not applied."
+    )
     transcription: dict[str, Any] = Field(
         description="What transcription applied (language, vocabulary, prompt, models) and its warnings."
     )
@@ -163,23 +183,21 @@ async def process_url(
         source_type=SourceType.url,
         source_url=url,
         title=body.title,
-        transcription=await _transcription(session, runtime, user, body.language, body.vocabulary, body.prompt),
+        transcription=await _transcription(session, runtime, user, body),
     )
     _, submitted = await _submit(session, client, runtime, media)
     return submitted
 
 
 async def _transcription(
-    session: AsyncSession,
-    runtime: Runtime,
-    user: User,
-    language: str | None,
-    vocabulary: list[str],
-    prompt: str | None,
+    session: AsyncSession, runtime: Runtime, user: User, options: TranscriptionOptions
 ) -> dict[str, Any]:
     try:
         return await transcription_request(
-            session, runtime.settings, user.id, language=language, vocabulary=vocabulary, prompt=prompt
+            session,
+            runtime.settings,
+            user.id,
+            **options.model_dump(include=set(TranscriptionOptions.model_fields)),
         )
     except BadInput as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
@@ -217,7 +235,7 @@ async def _import_from_drive(
         integration_id=integration.id,
         original_filename=found.name[:500],
         title=body.title or found.name[:500],
-        transcription=await _transcription(session, runtime, user, body.language, body.vocabulary, body.prompt),
+        transcription=await _transcription(session, runtime, user, body),
     )
     _, submitted = await _submit(session, client, runtime, media)
     return submitted
@@ -237,12 +255,22 @@ async def upload(
         str | None, Form(max_length=20_000, description="Terms to recognise, comma- or newline-separated.")
     ] = None,
     prompt: Annotated[str | None, Form(max_length=5000, description="Context for the transcriber.")] = None,
+    model: Annotated[Literal["fast", "multilingual"] | None, Form(description="`fast` or `multilingual`.")] = None,
+    speakers: Annotated[int | None, Form(ge=1, le=10, description="How many speakers (turns labels on).")] = None,
+    translate: Annotated[bool | None, Form(description="Also an English translation.")] = None,
 ) -> Submitted:
     settings = runtime.settings
     try:  # checked before the upload streams in (no query yet: no pooled connection waits on the upload)
         check_language(language)
-        clean_terms(split_terms(vocabulary), settings)
-    except BadInput as exc:
+        options = TranscriptionOptions(
+            language=language,
+            vocabulary=clean_terms(split_terms(vocabulary), settings),
+            prompt=prompt,
+            model=model,
+            speakers=speakers,
+            translate=translate,
+        )
+    except (BadInput, ValidationError) as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
     max_bytes = int(settings.max_media_mb * 1024 * 1024)
     name = Path(file.filename or "upload").name
@@ -278,9 +306,7 @@ async def upload(
         # The copy to storage comes before the first query: no pooled connection waits on a slow object store.
         await asyncio.to_thread(runtime.store.put_file, media.original_key, path, file.content_type)
         try:
-            media.transcription = await _transcription(
-                session, runtime, user, language, split_terms(vocabulary), prompt
-            )
+            media.transcription = await _transcription(session, runtime, user, options)
             media.workspace_id = (await personal_workspace(session, user)).id
             _, submitted = await _submit(session, client, runtime, media)
         except BaseException:
@@ -334,6 +360,7 @@ async def get_media(media: ReadableMedia, session: SessionDep) -> MediaDetail:
         language=media.language,
         languages=media.languages or {},
         speaker_names=media.speaker_names or {},
+        speaker_suggestions=media.speaker_suggestions or {},
         transcription=media.transcription or {},
         original_filename=media.original_filename,
         size_bytes=media.size_bytes,
@@ -347,6 +374,7 @@ async def get_media(media: ReadableMedia, session: SessionDep) -> MediaDetail:
                 speaker=(media.speaker_names or {}).get(s.speaker or "", s.speaker),
                 language=s.language,
                 text=s.text,
+                translation=s.translation,
                 words=[WordOut(word=w[0], start=w[1], end=w[2], probability=w[3]) for w in s.words or []],
             )
             for s in segments
@@ -398,18 +426,8 @@ async def correct_segment(
     )
 
 
-class RetranscribeRequest(BaseModel):
-    model: Literal["fast", "multilingual"] | None = Field(
-        default=None,
-        description="`fast` (default: the English model, the multilingual one for other languages) or "
-        "`multilingual` (the multilingual model throughout: slower, better on mostly non-English speech).",
-    )
-    language: str | None = Field(default=None, max_length=8, description="Force the language; default: detected.")
-    speakers: int | None = Field(default=None, ge=1, le=10, description="How many speakers (default: estimated).")
-    vocabulary: list[str] = Field(
-        default_factory=list, max_length=500, description="Terms to recognise, on top of your vocabulary."
-    )
-    prompt: str | None = Field(default=None, max_length=5000, description="Context for the transcriber.")
+class RetranscribeRequest(TranscriptionOptions):
+    pass
 
 
 class Retranscription(BaseModel):
@@ -432,20 +450,9 @@ async def retranscribe(
     stage after it. Options not given take their defaults, not the previous run's. The item keeps its current
     transcript and stays searchable until the new one is complete, then both are swapped at once; follow the
     job like any other (`GET /api/jobs/{job_id}/events`)."""
+    request = await _transcription(session, runtime, user, body)
     try:
-        request = await transcription_request(
-            session,
-            runtime.settings,
-            user.id,
-            language=body.language,
-            vocabulary=body.vocabulary,
-            prompt=body.prompt,
-            model=body.model,
-            speakers=body.speakers,
-        )
         job = await media_service.retranscribe(client, runtime, session, media, request)
-    except BadInput as exc:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
     except media_service.Busy as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     return Retranscription(media_id=media.id, job_id=job.id, workflow_id=job.workflow_id, request=request)

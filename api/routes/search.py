@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Literal
 
 from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field
@@ -39,6 +40,9 @@ class SearchResult(BaseModel):
     end: float
     at: float = Field(description="Where to start playing: the first word matching the query (word timings).")
     speaker: str | None = Field(default=None, description="Who speaks there (a given name, else S1, S2, ...).")
+    track: Literal["transcript", "translation"] = Field(
+        default="transcript", description="`translation`: the snippet is the English translation of what was said."
+    )
     score: float
     matched: list[str] = Field(description="which legs found it: semantic, keyword")
 
@@ -81,6 +85,7 @@ async def search_media(
                 end=h.end_s,
                 at=h.at_s if h.at_s is not None else h.start_s,
                 speaker=h.speaker,
+                track=h.track,  # type: ignore[arg-type]
                 score=round(h.score, 6),
                 matched=h.legs,
             )

@@ -68,6 +68,12 @@ class Settings(BaseSettings):
     whisper_device: str = "auto"
     # For speech the (English) model cannot handle. Empty = the shipped multilingual Whisper base; "none" = off.
     whisper_multilingual_model: str = ""
+    # An English translation of speech in other languages, indexed for search beside the transcript (per item:
+    # `translate`). Off by default: it is a second pass of the multilingual model over that speech.
+    translate_to_english: bool = False
+    # Speaker labels for single-channel recordings (per item: `speakers=N` turns it on and gives the count).
+    # Off by default: it costs a voice-embedding pass; a recording with a speaker per channel is labelled anyway.
+    diarize: bool = False
     # A user's vocabulary: at most this many terms (each up to 60 characters) and a prompt of this many characters.
     max_vocabulary_terms: int = Field(default=100, ge=0)
     max_prompt_chars: int = Field(default=500, ge=0)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 MAX_WORDS = 60
 MAX_SECONDS = 30.0
@@ -13,6 +14,7 @@ class Passage:
     start_s: float
     end_s: float
     text: str
+    track: str = "transcript"  # or "translation": the English translation of speech in another language
 
 
 def chunk_segments(segments: list[tuple[float, float, str]]) -> list[Passage]:
@@ -29,3 +31,11 @@ def chunk_segments(segments: list[tuple[float, float, str]]) -> list[Passage]:
     if buf:
         passages.append(Passage(buf[0][0], buf[-1][1], " ".join(t for _, _, t in buf)))
     return passages
+
+
+def passages_of(segments: Sequence[tuple[float, float, str, str | None]]) -> list[Passage]:
+    """(start, end, text, translation) segments -> the transcript's passages, then its English translation's:
+    a second track that search also finds, at the same seconds."""
+    spoken = chunk_segments([(a, b, text) for a, b, text, _ in segments])
+    translated = chunk_segments([(a, b, english) for a, b, _, english in segments if english])
+    return spoken + [replace(p, track="translation") for p in translated]

@@ -17,7 +17,7 @@ from sqlmodel import col
 from models import MediaChunk, MediaItem, MediaStatus, TranscriptSegment
 from nexus.core.db import lock_for_transaction
 from nexus.core.errors import BadInput
-from nexus.media.chunking import chunk_segments
+from nexus.media.chunking import passages_of
 from nexus.media.repository import chunk_rows
 from nexus.media.service import latest_job
 from nexus.runtime import Runtime
@@ -62,7 +62,7 @@ async def correct_segment(
         target.original_text = target.text
     target.text = text
     target.words = []
-    passages = chunk_segments([(s.start_s, s.end_s, s.text) for s in segments])
+    passages = passages_of([(s.start_s, s.end_s, s.text, s.translation) for s in segments])
     vectors = await asyncio.to_thread(rt.embedder.embed, [p.text for p in passages])
     await session.execute(delete(MediaChunk).where(col(MediaChunk.media_id) == media.id))
     session.add_all(chunk_rows(media, passages, vectors, rt.embedder.model_name))

@@ -26,7 +26,7 @@ from nexus.core.errors import BadInput
 from nexus.core.stopping import run_stoppable
 from nexus.llm.providers import Enrichment
 from nexus.media import repository
-from nexus.media.chunking import chunk_segments
+from nexus.media.chunking import passages_of
 from nexus.media.contracts import DedupResult, EmbedResult, EnrichResult, FetchResult, TranscribeResult
 from nexus.media.fetch import check_url, download, to_channels_wav, to_speech_wav, validate_media
 from nexus.media.fingerprint import Fingerprint, fingerprint_file, is_near_duplicate
@@ -213,6 +213,7 @@ async def _run_whisper(rt: Runtime, media: MediaItem, asked: dict[str, Any], pro
             hotwords=", ".join(asked.get("vocabulary") or []) or None,
             prompt=asked.get("prompt") or None,
             model=asked.get("model") or "fast",
+            translate=bool(asked.get("translate", rt.settings.translate_to_english)),
         )
         run = transcribe_channels if by_channel else run_whisper
         return await run_stoppable(
@@ -259,13 +260,13 @@ async def embed(rt: Runtime, media_id: uuid.UUID, job_id: uuid.UUID | None = Non
         if draft.applied_at is not None:
             return EmbedResult(chunks=await repository.count_chunks(rt.engine, media.id), reused=True)
         transcript = Transcript.from_json(draft.transcript or {})
-        segments = [(s.start, s.end, s.text) for s in transcript.segments]
+        segments = [(s.start, s.end, s.text, s.translation) for s in transcript.segments]
     else:
         existing = await repository.count_chunks(rt.engine, media.id)
         if existing:
             return EmbedResult(chunks=existing, reused=True)
         segments = await repository.segment_texts(rt.engine, media.id)
-    passages = chunk_segments(segments)
+    passages = passages_of(segments)
     vectors = await asyncio.to_thread(rt.embedder.embed, [p.text for p in passages])
     if redo:
         enrichment = Enrichment.model_validate(draft.enrichment) if draft.enrichment else None

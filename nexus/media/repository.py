@@ -260,23 +260,30 @@ def _segment_rows(media: MediaItem, transcript: Transcript) -> list[TranscriptSe
             language=_clip(seg.language, 16),
             text=seg.text,
             words=[[w.word, w.start, w.end, w.probability] for w in seg.words],
+            translation=seg.translation,
         )
         for i, seg in enumerate(transcript.segments)
     ]
 
 
 async def transcript_text(engine: AsyncEngine, media_id: uuid.UUID) -> str:
-    return " ".join(text for _, _, text in await segment_texts(engine, media_id))
+    return " ".join(text for _, _, text, _ in await segment_texts(engine, media_id))
 
 
-async def segment_texts(engine: AsyncEngine, media_id: uuid.UUID) -> list[tuple[float, float, str]]:
+async def segment_texts(engine: AsyncEngine, media_id: uuid.UUID) -> list[tuple[float, float, str, str | None]]:
+    """(start, end, text, English translation or None) of each segment, in order."""
     async with session_scope(engine) as session:
         rows = await session.execute(
-            select(col(TranscriptSegment.start_s), col(TranscriptSegment.end_s), col(TranscriptSegment.text))
+            select(
+                col(TranscriptSegment.start_s),
+                col(TranscriptSegment.end_s),
+                col(TranscriptSegment.text),
+                col(TranscriptSegment.translation),
+            )
             .where(col(TranscriptSegment.media_id) == media_id)
             .order_by(col(TranscriptSegment.idx))
         )
-        return [(r[0], r[1], r[2]) for r in rows.all()]
+        return [(r[0], r[1], r[2], r[3]) for r in rows.all()]
 
 
 @outlasting_outages
@@ -319,6 +326,7 @@ def chunk_rows(media: MediaItem, passages: list[Passage], vectors: Iterable[Any]
             embedding=list(map(float, vector)),
             embedding_model=_clip(model_name, 100),
             dims=len(vector),
+            track=passage.track,
         )
         for i, (passage, vector) in enumerate(zip(passages, vectors, strict=True))
     ]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,7 @@ class Segment:
     speaker: str | None = None
     language: str | None = None
     words: tuple[Word, ...] = ()
+    translation: str | None = None  # English, for speech in another language (when asked for)
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class Options:
     hotwords: str | None = None
     prompt: str | None = None
     model: str = "fast"
+    translate: bool = False  # an English translation of speech in other languages, beside the transcript
 
 
 @dataclass
@@ -91,6 +93,7 @@ class Transcript:
                     "speaker": s.speaker,
                     "language": s.language,
                     "words": [[w.word, w.start, w.end, w.probability] for w in s.words],
+                    "translation": s.translation,
                 }
                 for s in self.segments
             ],
@@ -106,7 +109,13 @@ class Transcript:
             models=data["models"],
             segments=[
                 Segment(
-                    s["start"], s["end"], s["text"], s["speaker"], s["language"], tuple(Word(*w) for w in s["words"])
+                    s["start"],
+                    s["end"],
+                    s["text"],
+                    s["speaker"],
+                    s["language"],
+                    tuple(Word(*w) for w in s["words"]),
+                    s.get("translation"),
                 )
                 for s in data["segments"]
             ],
@@ -282,13 +291,70 @@ def transcribe_channels(
                 on_progress((i + done / duration) * duration / len(channels), duration)
 
         part = _transcribe(settings, samples, progress, stop, options or Options())
-        merged += [Segment(s.start, s.end, s.text, label, s.language, s.words) for s in part.segments]
+        merged += [replace(s, speaker=label) for s in part.segments]
         warnings += [f"{label} (channel {i + 1}): {w}" for w in part.warnings]
         models += [m for m in part.models if m not in models]
     return _result(sorted(merged, key=lambda s: (s.start, s.speaker or "")), duration, warnings, models, "en")
 
 
 def _transcribe(
+    settings: Settings,
+    samples: np.ndarray,
+    on_progress: Callable[[float, float], None] | None,
+    stop: StopToken | None,
+    options: Options,
+) -> Transcript:
+    heard = _hear(settings, samples, on_progress, stop, options)
+    if not options.translate or all(s.language in (None, "en") for s in heard.segments):
+        return heard
+    model = load_multilingual(settings)
+    if model is None:
+        heard.warnings.append(
+            "no English translation: it needs a multilingual model (NEXUS_WHISPER_MULTILINGUAL_MODEL)"
+        )
+        return heard
+    heard.segments = translate(model, samples, heard.segments, stop)
+    heard.models += [f"{_name(settings, False)} (translate)"]
+    return heard
+
+
+def translate(model: Any, samples: np.ndarray, segments: list[Segment], stop: StopToken | None) -> list[Segment]:
+    """English for each segment in another language, from Whisper's translate task on the audio (not on the
+    transcript text). Runs of such segments are translated in windows of up to 30 s, and each translated
+    sentence goes to the segment it overlaps most."""
+    out = list(segments)
+    runs: list[list[int]] = []
+    for i, seg in enumerate(segments):
+        if seg.language in (None, "en"):
+            continue
+        run = runs[-1] if runs else None
+        if run and segments[run[-1]].language == seg.language and seg.end - segments[run[0]].start <= WINDOW_S:
+            run.append(i)
+        else:
+            runs.append([i])
+    for run in runs:
+        if stop is not None:
+            stop.check()
+        start, end = segments[run[0]].start, max(segments[i].end for i in run)
+        raw, _info = model.transcribe(
+            _piece(samples, start, end),
+            task="translate",
+            language=segments[run[0]].language,
+            beam_size=1,
+            condition_on_previous_text=False,
+        )
+        parts: dict[int, list[str]] = {i: [] for i in run}
+        for piece in raw:
+            a, b, text = piece.start + start, piece.end + start, piece.text.strip()
+            if text:
+                best = max(run, key=lambda i: min(b, segments[i].end) - max(a, segments[i].start))
+                parts[best].append(text)
+        for i, texts in parts.items():
+            out[i] = replace(segments[i], translation=" ".join(texts) or None)
+    return out
+
+
+def _hear(
     settings: Settings,
     samples: np.ndarray,
     on_progress: Callable[[float, float], None] | None,
@@ -494,9 +560,9 @@ def untangle(segments: list[Segment]) -> list[Segment]:
         if i is not None and out[i].end > seg.start:
             prev = out[i]
             cut = max(seg.start, round(prev.start + 0.01, 2))
-            out[i] = Segment(prev.start, cut, prev.text, prev.speaker, prev.language, prev.words)
+            out[i] = replace(prev, end=cut)
             if cut > seg.start:  # the earlier one starts at the same moment: start this one after it
-                seg = Segment(cut, max(seg.end, round(cut + 0.01, 2)), seg.text, seg.speaker, seg.language, seg.words)
+                seg = replace(seg, start=cut, end=max(seg.end, round(cut + 0.01, 2)))
         last_of[seg.speaker] = len(out)
         out.append(seg)
     return out

@@ -91,6 +91,7 @@ async def transcription_request(
     prompt: str | None = None,
     model: str | None = None,
     speakers: int | None = None,
+    translate: bool | None = None,
 ) -> dict[str, Any]:
     """What this item's transcription will apply: the user's vocabulary plus this upload's terms, checked; the
     model (`fast` unless told otherwise) and the number of speakers, when given."""
@@ -108,5 +109,6 @@ async def transcription_request(
         "prompt": prompt,
         "model": model,
         "speakers": speakers,
+        "translate": translate,
     }
-    return {k: v for k, v in request.items() if v}
+    return {k: v for k, v in request.items() if v is not None and v not in ("", [])}

@@ -12,7 +12,7 @@ import re
 import unicodedata
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -62,6 +62,7 @@ class Hit:
     legs: list[str] = field(default_factory=list)
     at_s: float | None = None  # the second of the first word that matches the query (else the passage's start)
     speaker: str | None = None  # who speaks there: a name given to the label, else the label
+    track: str = "transcript"  # or "translation": the passage is the English translation of what was said
 
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -173,8 +174,8 @@ async def _readable_media(session: AsyncSession, media_where: str, params: dict)
 
 
 def _hit(row: Sequence[Any]) -> Hit:
-    """A Hit from a row of (chunk id, media id, title, start, end, text, score)."""
-    return Hit(row[0], row[1], row[2], row[3], row[4], row[5], score=float(row[6]))
+    """A Hit from a row of (chunk id, media id, title, start, end, text, score, track)."""
+    return Hit(row[0], row[1], row[2], row[3], row[4], row[5], score=float(row[6]), track=row[7])
 
 
 async def _semantic(
@@ -193,7 +194,7 @@ async def _semantic(
                    ), nearest AS (
                        SELECT id, distance FROM readable ORDER BY distance LIMIT :k
                    )
-                   SELECT c.id, c.media_id, m.title, c.start_s, c.end_s, c.text, 1 - n.distance AS score
+                   SELECT c.id, c.media_id, m.title, c.start_s, c.end_s, c.text, 1 - n.distance AS score, c.track
                    FROM nearest n JOIN media_chunks c ON c.id = n.id JOIN media_items m ON m.id = c.media_id
                    ORDER BY n.distance"""
             ),
@@ -206,7 +207,7 @@ async def _semantic(
     rows = await session.execute(
         text(
             f"""SELECT c.id, c.media_id, m.title, c.start_s, c.end_s, c.text,
-                       1 - (c.embedding <=> CAST(:qvec AS vector)) AS score
+                       1 - (c.embedding <=> CAST(:qvec AS vector)) AS score, c.track
                 FROM media_chunks c JOIN media_items m ON m.id = c.media_id
                 WHERE {where}
                 ORDER BY c.embedding <=> CAST(:qvec AS vector)
@@ -220,7 +221,7 @@ async def _semantic(
 async def _keyword(session: AsyncSession, query: str, where: str, params: dict, k: int) -> list[Hit]:
     rows = await session.execute(
         text(
-            f"""SELECT c.id, c.media_id, m.title, c.start_s, c.end_s, c.text, ts_rank_cd(c.tsv, q) AS score
+            f"""SELECT c.id, c.media_id, m.title, c.start_s, c.end_s, c.text, ts_rank_cd(c.tsv, q) AS score, c.track
                 FROM media_chunks c JOIN media_items m ON m.id = c.media_id,
                      websearch_to_tsquery('english', :query) q
                 WHERE c.tsv @@ q AND {where}
@@ -237,9 +238,7 @@ def fuse(legs: dict[str, list[Hit]], limit: int) -> list[Hit]:
     fused: dict[uuid.UUID, Hit] = {}
     for leg, hits in legs.items():
         for rank, hit in enumerate(hits, start=1):
-            entry = fused.setdefault(
-                hit.chunk_id, Hit(hit.chunk_id, hit.media_id, hit.title, hit.start_s, hit.end_s, hit.text)
-            )
+            entry = fused.setdefault(hit.chunk_id, replace(hit, score=0.0, legs=[]))
             entry.score += 1.0 / (RRF_K + rank)
             entry.legs.append(leg)
     return sorted(fused.values(), key=lambda h: h.score, reverse=True)[:limit]

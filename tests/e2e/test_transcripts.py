@@ -62,12 +62,20 @@ async def test_a_recording_that_switches_language_keeps_both_halves(
     live_api: LiveServer, make_account: MakeAccount, speech: dict[str, Path]
 ) -> None:
     account = await make_account()
-    async with httpx.AsyncClient(base_url=live_api.url, timeout=60) as api:
-        item = await upload(api, account.headers, speech["en_es"])
-    assert set(item["languages"]) == {"en", "es"} and item["languages"]["es"] > 4, item["languages"]
-    assert "mountains" in text_of(item, "en") and "estación" in text_of(item, "es"), item["segments"]
-    assert item["transcription"]["models"] == ["tiny.en", "base (multilingual)"]
-    assert item["transcription"]["warnings"] == []
+    async with httpx.AsyncClient(base_url=live_api.url, timeout=60, headers=account.headers) as api:
+        item = await upload(api, account.headers, speech["en_es"], translate="true")
+        assert set(item["languages"]) == {"en", "es"} and item["languages"]["es"] > 4, item["languages"]
+        assert "mountains" in text_of(item, "en") and "estación" in text_of(item, "es"), item["segments"]
+        models = ["tiny.en", "base (multilingual)", "base (multilingual) (translate)"]
+        assert item["transcription"]["models"] == models and item["transcription"]["translate"] is True
+        assert item["transcription"]["warnings"] == []
+        # The English translation: beside each Spanish segment (none for English ones), and found by search.
+        english = " ".join(s["translation"] or "" for s in item["segments"] if s["language"] == "es").lower()
+        assert "station" in english, item["segments"]
+        assert all(s["translation"] is None for s in item["segments"] if s["language"] == "en")
+        hits = (await api.post("/api/search", json={"query": "station", "mode": "keyword"})).json()["results"]
+        [hit] = [h for h in hits if h["media_id"] == item["id"]]
+        assert hit["track"] == "translation" and hit["start"] >= 6 and "station" in hit["snippet"].lower(), hit
     spanish = [s for s in item["segments"] if s["language"] == "es"]
     assert min(s["start"] for s in spanish) >= 6  # the second half (the English takes ~7 s)
     for segment in item["segments"]:  # word timings: inside their segment, in order
