@@ -25,8 +25,13 @@ if TYPE_CHECKING:
 
 ENRICH_SYSTEM = (
     "You enrich transcripts of audio/video. Reply with JSON only: "
-    '{"title": str, "summary": str (2-4 sentences, faithful to the transcript), "tags": [3-8 short lowercase topics]}'
+    '{"title": str, "summary": str (2-4 sentences, faithful to the transcript), "tags": [3-8 short lowercase topics], '
+    '"speakers": [{"label": str, "name": str}]}. When lines start with a speaker label (S1:, S2:, ...), "speakers" '
+    "names a label only when the transcript itself says who that speaker is (they introduce themselves, or are "
+    'addressed by name); never guess. Otherwise "speakers" is [].'
 )
+SPEAKER_TURN = re.compile(r"^(S\d{1,2}): ", re.MULTILINE)
+"""A transcript for enrichment has a line per speaker turn, prefixed by its label when speakers are labelled."""
 
 
 class ProviderError(Exception):
@@ -39,14 +44,22 @@ class Enrichment(BaseModel):
     title: str | None = None
     summary: str
     tags: list[str] = Field(default_factory=list)
+    speakers: dict[str, str] = Field(default_factory=dict)  # names proposed for speaker labels: suggestions
     provider: str
     model: str
+
+
+class _SpeakerName(BaseModel):
+    label: str
+    name: str
 
 
 class _EnrichmentJSON(BaseModel):
     title: str | None = None
     summary: str
     tags: list[str]
+    # A list, not a mapping: Gemini's response schemas cannot express a mapping (additionalProperties).
+    speakers: list[_SpeakerName] = Field(default_factory=list)
 
 
 class Passage(BaseModel):
@@ -107,6 +120,13 @@ def chat_messages(ctx: ChatContext) -> list[dict[str, str]]:
     return [{"role": "system", "content": "\n\n".join(system)}, *ctx.history, {"role": "user", "content": question}]
 
 
+def speaker_suggestions(proposed: dict[str, str], transcript: str) -> dict[str, str]:
+    """Names for labels the transcript has (a model may invent others), tidied and bounded."""
+    labels = set(SPEAKER_TURN.findall(transcript))
+    names = {label: " ".join(str(name).split())[:100] for label, name in proposed.items() if label in labels}
+    return {label: name for label, name in sorted(names.items()) if name}
+
+
 def clean_tags(tags: list[str]) -> list[str]:
     seen: list[str] = []
     for tag in tags:
@@ -127,14 +147,19 @@ class LLMProvider(ABC):
     def stream_answer(self, ctx: ChatContext, usage: Usage) -> AsyncIterator[str]:
         """Yield the answer's text as it is produced; fill `usage` when the provider reports it."""
 
-    def _parse(self, raw: str) -> Enrichment:
+    def _parse(self, raw: str, transcript: str) -> Enrichment:
         try:
             data = _EnrichmentJSON.model_validate(json.loads(raw))
         except (json.JSONDecodeError, ValidationError) as exc:
             # A malformed answer may be a one-off; let Temporal try again.
             raise ProviderError(f"{self.name} returned malformed JSON: {exc}", retryable=True) from exc
         return Enrichment(
-            title=data.title, summary=data.summary, tags=clean_tags(data.tags), provider=self.name, model=self.model
+            title=data.title,
+            summary=data.summary,
+            tags=clean_tags(data.tags),
+            speakers=speaker_suggestions({s.label: s.name for s in data.speakers}, transcript),
+            provider=self.name,
+            model=self.model,
         )
 
 
@@ -176,7 +201,7 @@ class OpenAICompatibleProvider(LLMProvider):
             )
         except openai.OpenAIError as exc:
             raise self._error(exc) from exc
-        return self._parse(resp.choices[0].message.content or "")
+        return self._parse(resp.choices[0].message.content or "", transcript)
 
     async def stream_answer(self, ctx: ChatContext, usage: Usage) -> AsyncIterator[str]:
         import openai
@@ -223,7 +248,7 @@ class GeminiProvider(LLMProvider):
             resp = await self.client.aio.models.generate_content(model=self.model, contents=transcript, config=config)
         except Exception as exc:
             raise self._error(exc) from exc
-        return self._parse(resp.text or "")
+        return self._parse(resp.text or "", transcript)
 
     @staticmethod
     def _error(exc: Exception) -> ProviderError:
@@ -286,6 +311,7 @@ class ExtractiveProvider(LLMProvider):
         return await asyncio.to_thread(self._enrich, transcript)
 
     def _enrich(self, transcript: str) -> Enrichment:
+        transcript = SPEAKER_TURN.sub("", transcript)  # extractive: the words, not who said them
         sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", transcript.strip()) if len(s.strip()) > 2]
         if not sentences:
             return Enrichment(title=None, summary="", tags=[], provider=self.name, model=self.model)

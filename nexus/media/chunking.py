@@ -33,6 +33,20 @@ def chunk_segments(segments: list[tuple[float, float, str]]) -> list[Passage]:
     return passages
 
 
+def turns_text(segments: Sequence[tuple[str | None, str]]) -> str:
+    """(speaker, text) segments -> the text enrichment reads: a line per speaker turn, prefixed by its label
+    (`S1: ...`) when speakers are labelled, else the words alone."""
+    lines: list[tuple[str | None, list[str]]] = []
+    for speaker, text in segments:
+        if lines and lines[-1][0] == speaker:
+            lines[-1][1].append(text)
+        else:
+            lines.append((speaker, [text]))
+    if all(speaker is None for speaker, _ in lines):
+        return " ".join(" ".join(texts) for _, texts in lines)
+    return "\n".join(f"{speaker or '?'}: {' '.join(texts)}" for speaker, texts in lines)
+
+
 def passages_of(segments: Sequence[tuple[float, float, str, str | None]]) -> list[Passage]:
     """(start, end, text, translation) segments -> the transcript's passages, then its English translation's:
     a second track that search also finds, at the same seconds."""

@@ -26,7 +26,7 @@ from nexus.core.errors import BadInput
 from nexus.core.stopping import run_stoppable
 from nexus.llm.providers import Enrichment
 from nexus.media import repository
-from nexus.media.chunking import passages_of
+from nexus.media.chunking import passages_of, turns_text
 from nexus.media.contracts import DedupResult, EmbedResult, EnrichResult, FetchResult, TranscribeResult
 from nexus.media.fetch import check_url, download, to_channels_wav, to_speech_wav, validate_media
 from nexus.media.fingerprint import Fingerprint, fingerprint_file, is_near_duplicate
@@ -236,7 +236,7 @@ async def enrich(rt: Runtime, media_id: uuid.UUID, job_id: uuid.UUID | None = No
             return EnrichResult(provider=done.provider, tags=done.tags, reused=True)
         if draft.applied_at is not None:
             return EnrichResult(provider=media.enrichment_provider or "", tags=media.tags, reused=True)
-        transcript = " ".join(s.text for s in Transcript.from_json(draft.transcript or {}).segments)
+        transcript = turns_text([(s.speaker, s.text) for s in Transcript.from_json(draft.transcript or {}).segments])
     else:
         if media.enrichment_provider:
             return EnrichResult(provider=media.enrichment_provider, tags=media.tags, reused=True)

@@ -25,7 +25,7 @@ from models.base import new_id, utcnow
 from nexus.core.db import lock_for_transaction, outlasting_outages, session_scope
 from nexus.core.eventlog import append, follow
 from nexus.llm.providers import Enrichment
-from nexus.media.chunking import Passage
+from nexus.media.chunking import Passage, turns_text
 from nexus.media.fingerprint import duration_window
 from nexus.media.transcribe import Transcript
 
@@ -267,7 +267,14 @@ def _segment_rows(media: MediaItem, transcript: Transcript) -> list[TranscriptSe
 
 
 async def transcript_text(engine: AsyncEngine, media_id: uuid.UUID) -> str:
-    return " ".join(text for _, _, text, _ in await segment_texts(engine, media_id))
+    """What enrichment reads (see `chunking.turns_text`)."""
+    async with session_scope(engine) as session:
+        rows = await session.execute(
+            select(col(TranscriptSegment.speaker), col(TranscriptSegment.text))
+            .where(col(TranscriptSegment.media_id) == media_id)
+            .order_by(col(TranscriptSegment.idx))
+        )
+        return turns_text([(r[0], r[1]) for r in rows.all()])
 
 
 async def segment_texts(engine: AsyncEngine, media_id: uuid.UUID) -> list[tuple[float, float, str, str | None]]:
@@ -294,6 +301,7 @@ async def store_enrichment(engine: AsyncEngine, media: MediaItem, result: Enrich
         title=media.title or _clip(result.title, 500),
         summary=result.summary,
         tags=[t[:40] for t in result.tags],
+        speaker_suggestions=result.speakers,
         enrichment_provider=_clip(result.provider, 50),
         enrichment_model=_clip(result.model, 100),
     )
@@ -390,12 +398,14 @@ async def apply_draft(
             "languages": transcript.languages,
             "transcription": {**(job.request or {}), "models": transcript.models, "warnings": transcript.warnings},
             "speaker_names": {},
+            "speaker_suggestions": {},
             "updated_at": utcnow(),
         }
         if enrichment is not None:
             values |= {
                 "summary": enrichment.summary,
                 "tags": [t[:40] for t in enrichment.tags],
+                "speaker_suggestions": enrichment.speakers,
                 "enrichment_provider": _clip(enrichment.provider, 50),
                 "enrichment_model": _clip(enrichment.model, 100),
             }

@@ -14,6 +14,7 @@ import pytest
 from nexus.media.repository import get_media
 from nexus.runtime import Runtime
 from tests.conftest import MakeAccount, follow_job, overridden
+from tests.fake_llm import FakeLLM
 from tests.harness import LiveServer
 from tests.media_fixtures import ffmpeg, speak
 
@@ -126,11 +127,24 @@ async def test_a_forced_language_and_the_users_vocabulary_reach_the_model(
 
 
 async def test_a_speaker_per_channel_is_heard_even_when_they_talk_at_once(
-    live_api: LiveServer, make_account: MakeAccount, speech: dict[str, Path]
+    live_api: LiveServer, runtime: Runtime, make_account: MakeAccount, speech: dict[str, Path]
 ) -> None:
     account = await make_account()
-    async with httpx.AsyncClient(base_url=live_api.url, timeout=60) as api:
-        item = await upload(api, account.headers, speech["call"])
+    # A language model configured (speaking the OpenAI protocol on loopback) proposes names from what was said.
+    fake = FakeLLM({"title": "Support call", "summary": "A broken order.", "tags": ["support"]})
+    fake.content["speakers"] = [  # S7: a label the item lacks
+        {"label": "S2", "name": " Jamie  from support "},
+        {"label": "S7", "name": "Nobody"},
+    ]
+    try:
+        with overridden(runtime.settings, openai_base_url=fake.url, openai_model="fake-model"):
+            async with httpx.AsyncClient(base_url=live_api.url, timeout=60) as api:
+                item = await upload(api, account.headers, speech["call"])
+    finally:
+        fake.close()
+    assert item["speaker_suggestions"] == {"S2": "Jamie from support"} and item["speaker_names"] == {}
+    [asked] = [r["body"]["messages"][-1]["content"] for r in fake.requests if "response_format" in r["body"]]
+    assert asked.startswith("S1: ") and "\nS2: " in asked, asked  # a line per turn, with its label
     by_speaker = {s["speaker"] for s in item["segments"]}
     assert by_speaker == {"S1", "S2"}, item["segments"]
     first = " ".join(s["text"] for s in item["segments"] if s["speaker"] == "S1").lower()
