@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -339,6 +341,28 @@ def media_retranscribe(
         console.print(f"[red]{final['stage']}[/]: {final.get('message')}")
         raise typer.Exit(1)
     console.print("[green]completed[/]: the new transcript is in place")
+
+
+@app.command("export")
+def export_cmd(
+    media_id: Annotated[str, typer.Argument(help="The item's id.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="srt, vtt, txt or json.")] = "srt",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")] = None,
+) -> None:
+    """Export a transcript as subtitles (SRT, WebVTT), plain text or JSON."""
+    from nexus.client import ApiError
+
+    client = _client()
+    try:
+        resp = client.raw("GET", f"/api/media/{media_id}/transcript.{fmt}")
+    except ApiError as exc:
+        console.print(f"[red]{exc}")
+        raise typer.Exit(1) from exc
+    if output is None:
+        sys.stdout.write(resp.text)
+    else:
+        output.write_text(resp.text, encoding="utf-8")
+        console.print(f"wrote {output}")
 
 
 @asynccontextmanager

@@ -27,18 +27,24 @@ class NexusClient:
             base_url=settings.api_base_url, headers={"Authorization": f"Bearer {token}"}, timeout=60
         )
 
-    def _check(self, resp: httpx.Response) -> Any:
+    def _ok(self, resp: httpx.Response) -> httpx.Response:
         if resp.status_code >= 400:
             try:
                 detail = resp.json().get("detail", resp.text)
             except ValueError:
                 detail = resp.text
             raise ApiError(f"HTTP {resp.status_code}: {detail}")
-        return resp.json() if resp.content else None
+        return resp
 
     def request(self, method: str, path: str, **kw: Any) -> Any:
+        """The answer's JSON (None when empty); ApiError with the API's message on a 4xx/5xx."""
+        resp = self.raw(method, path, **kw)
+        return resp.json() if resp.content else None
+
+    def raw(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        """The answer itself (a file, not JSON), checked like `request`."""
         try:
-            return self._check(self.http.request(method, path, **kw))
+            return self._ok(self.http.request(method, path, **kw))
         except httpx.ConnectError as exc:
             raise ApiError(f"cannot reach the API at {self.http.base_url}: is `nexus up` running?") from exc
 
@@ -62,7 +68,7 @@ class NexusClient:
             with self.http.stream(method, path, timeout=None, **kw) as resp:
                 if resp.status_code >= 400:
                     resp.read()
-                    self._check(resp)
+                    self._ok(resp)
                 name = "message"
                 for line in resp.iter_lines():
                     if line.startswith("event:"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 import tempfile
 import uuid
@@ -10,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, File, Form, HTTPException, Query, UploadFile, status
+from fastapi import APIRouter, Body, File, Form, HTTPException, Query, Response, UploadFile, status
 from fastapi import Path as FastAPIPath
 from pydantic import BaseModel, Field, ValidationError, model_validator
 from sqlalchemy import any_, func, select
@@ -23,7 +24,7 @@ from models import MediaItem, MediaStatus, SourceType, TranscriptSegment, User
 from nexus.core.errors import BadInput, Unavailable
 from nexus.identity.access import permitted
 from nexus.identity.service import personal_workspace
-from nexus.media import corrections
+from nexus.media import corrections, exports
 from nexus.media import service as media_service
 from nexus.media.fetch import check_url, validate_upload
 from nexus.media.repository import media_prefix
@@ -345,15 +346,21 @@ async def list_media(
     return MediaPage(items=[_summary(m) for m in rows], total=total, limit=limit, offset=offset)
 
 
+async def _segments(session: AsyncSession, media: MediaItem) -> list[TranscriptSegment]:
+    return list(
+        (
+            await session.execute(
+                select(TranscriptSegment)
+                .where(col(TranscriptSegment.media_id) == media.id)
+                .order_by(col(TranscriptSegment.idx))
+            )
+        ).scalars()
+    )
+
+
 @router.get("/{media_id}")
 async def get_media(media: ReadableMedia, session: SessionDep) -> MediaDetail:
-    segments = (
-        await session.execute(
-            select(TranscriptSegment)
-            .where(col(TranscriptSegment.media_id) == media.id)
-            .order_by(col(TranscriptSegment.idx))
-        )
-    ).scalars()
+    segments = await _segments(session, media)
     job = await latest_job(session, media.id)
     return MediaDetail(
         **_summary(media).model_dump(),
@@ -379,6 +386,42 @@ async def get_media(media: ReadableMedia, session: SessionDep) -> MediaDetail:
             )
             for s in segments
         ],
+    )
+
+
+@router.get(
+    "/{media_id}/transcript.{fmt}",
+    response_class=Response,
+    responses={200: {"content": {t: {} for t in exports.FORMATS.values()}}},
+)
+async def export_transcript(
+    media: ReadableMedia, fmt: Literal["srt", "vtt", "txt", "json"], session: SessionDep
+) -> Response:
+    """The transcript as SRT, WebVTT (with voice tags; the player's captions track), plain text or JSON (word
+    timings, languages, translations). Speakers appear by name when named."""
+    names = media.speaker_names or {}
+    lines = [
+        exports.Line(
+            start=s.start_s,
+            end=s.end_s,
+            text=s.text,
+            speaker=names.get(s.speaker, s.speaker) if s.speaker else None,
+            language=s.language,
+            translation=s.translation,
+            words=s.words or [],
+        )
+        for s in await _segments(session, media)
+    ]
+    if fmt == "json":
+        meta = {"media_id": str(media.id), "title": media.title, "language": media.language}
+        body = exports.as_json(lines, meta)
+    else:
+        body = {"srt": exports.srt, "vtt": exports.vtt, "txt": exports.txt}[fmt](lines)
+    stem = re.sub(r"[^A-Za-z0-9.-]+", "_", media.title or "transcript").strip("_")[:80] or "transcript"
+    return Response(
+        body,
+        media_type=f"{exports.FORMATS[fmt]}; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{stem}.{fmt}"'},
     )
 
 

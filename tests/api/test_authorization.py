@@ -112,6 +112,7 @@ async def rows(runtime: Runtime, owner: Account) -> dict[str, str]:
         "session_id": str(browser.id),
         "integration_id": str(integration.id),
         "idx": "0",  # a segment's position in its media item (the item's id is what is authorized)
+        "fmt": "json",  # a transcript export's format
     }
 
 
@@ -119,7 +120,7 @@ def test_every_id_parameter_is_covered() -> None:
     params = {p for _, path in id_routes() for p in PARAM.findall(path)} - NOT_IDS
     known = {
         "media_id", "job_id", "turn_id", "conversation_id", "persona_id", "key_id", "memory_id", "session_id",
-        "integration_id", "idx",
+        "integration_id", "idx", "fmt",
     }  # fmt: skip
     assert params <= known, f"routes take ids the matrix cannot build rows for: {params - known}"
     assert len(id_routes()) >= 15

@@ -1,15 +1,18 @@
-"""`nexus ingest` and `nexus media list` against the live API, as a user runs them."""
+"""`nexus ingest`, `media list`, `export` and `media retranscribe` against the live API, as a user runs them."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 from pathlib import Path
 
 from tests.conftest import MakeAccount
 from tests.harness import LiveServer
 from tests.media_fixtures import MediaServer
+
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 async def _nexus(env: dict[str, str], *args: str) -> tuple[int, str]:
@@ -39,6 +42,15 @@ async def test_ingest_wait_and_list(
 
     code, out = await _nexus(env, "media", "list")
     assert code == 0 and "2 media item(s)" in out and "Bread by CLI" in out, out
+    bread = next(UUID.search(line).group() for line in out.splitlines() if "Bread by CLI" in line)  # type: ignore[union-attr]
+
+    code, out = await _nexus(env, "export", bread, "--format", "vtt")
+    assert code == 0 and out.startswith("WEBVTT") and " --> " in out, out
+    code, out = await _nexus(env, "export", bread, "--format", "doc")
+    assert code == 1 and "HTTP 422" in out, out
+
+    code, out = await _nexus(env, "media", "retranscribe", bread, "--term", "sourdough", "--wait")
+    assert code == 0 and "the new transcript is in place" in out and "transcribing" in out, out
 
     code, out = await _nexus(env, "search", "sourdough flour")
     assert code == 0 and "Bread by CLI" in out and "keyword" in out, out

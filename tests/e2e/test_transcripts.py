@@ -163,6 +163,15 @@ async def test_a_speaker_per_channel_is_heard_even_when_they_talk_at_once(
         assert {s["speaker"] for s in again["segments"]} == {"Ada", "Grace"}
         hits = (await api.post("/api/search", json={"query": "garden", "mode": "keyword"})).json()
         assert [h["speaker"] for h in hits["results"] if h["media_id"] == item["id"]][:1] == ["Ada"]
+        # ...and in the exports, with cues cut at word timings.
+        vtt = await api.get(f"/api/media/{item['id']}/transcript.vtt")
+        assert vtt.headers["content-type"].startswith("text/vtt") and vtt.text.startswith("WEBVTT")
+        assert "<v Ada>" in vtt.text and "<v Grace>" in vtt.text
+        srt = (await api.get(f"/api/media/{item['id']}/transcript.srt")).text
+        assert srt.startswith("1\n00:00:0") and "Ada: " in srt and "Grace: " in srt
+        exported = (await api.get(f"/api/media/{item['id']}/transcript.json")).json()
+        assert exported["segments"][0]["words"][0]["start"] == again["segments"][0]["words"][0]["start"]
+        assert (await api.get(f"/api/media/{item['id']}/transcript.doc")).status_code == 422
 
         # A correction: kept beside the original, and searchable at once (the passages were re-indexed).
         idx = next(i for i, s in enumerate(again["segments"]) if s["speaker"] == "Grace")
