@@ -125,10 +125,10 @@ async def test_tokens_stay_fresh_through_rotations_and_no_secret_leaks(
     spotify: OAuthProvider,
     temporal_client: Client,
 ) -> None:
-    """Tokens that live 4 s: at least three refreshes (each rotating the refresh token), and at no moment is the
+    """Tokens that live 3 s: three refreshes (each rotating the refresh token), and at no moment is the
     stored access token expired or unknown to the provider. Then: no token in the database dump, in the API's
     answers, or in the workflow's history."""
-    spotify.access_token_ttl = 4
+    spotify.access_token_ttl = 3
     account = await make_account()
     integration = await connect(live_api, account)
     assert integration["status"] == "active" and integration["account_email"] == "dj@example.com"
@@ -141,15 +141,15 @@ async def test_tokens_stay_fresh_through_rotations_and_no_secret_leaks(
     assert desc.typed_search_attributes.get(SA_INTEGRATION) == "spotify"
     assert desc.typed_search_attributes.get(SA_USER_ID) == str(account.user.id)
 
-    deadline = time.monotonic() + 14
-    while time.monotonic() < deadline:
+    deadline = time.monotonic() + 20
+    while len(refresh_requests(spotify)) < 3:
+        assert time.monotonic() < deadline, "fewer than three refreshes in 20 s"
         row = await stored(runtime, integration["id"])
         assert row.access_token is not None and row.access_token_expires_at is not None
         token = row.access_token.open(service.context(row.id, "access_token"))
         assert row.access_token_expires_at > utcnow(), "the stored access token expired before a refresh"
         assert spotify.valid_access_token(token), "the stored access token is not one the provider accepts"
         await asyncio.sleep(0.1)
-    assert len(refresh_requests(spotify)) >= 3
     assert refresh_requests(spotify, 400) == []  # no rotated refresh token was ever lost
     row = await stored(runtime, integration["id"])
     assert row.status == "active" and row.version >= 4
