@@ -1,6 +1,6 @@
 """Transcription benchmark: Nexus's transcription step against faster-whisper called directly, on the same audio.
 
-    python bench/transcribe.py [--clips 3] [--device cpu|cuda]
+    python bench/transcribe.py [--clips 3] [--device cpu|cuda] [--diarization-only]
 
 Makes test speech with espeak-ng: CLIPS English clips of 1-2 minutes (varied sentences), one English-then-
 Spanish clip, and a two-voice "call" with one speaker per stereo channel talking over each other. Prints, per
@@ -8,6 +8,12 @@ clip: realtime factor of tiny.en called directly (beam 1, VAD; what Nexus did be
 (English pass with word timings + language audit, or per channel), word error rate of each against the text
 that was spoken, the languages found, and for the call the share of words attributed to the right speaker.
 The multilingual model (Whisper base) is timed alone too. `--device cuda` runs the models on a GPU (float16).
+
+Diarization: the same two voices taking turns on one channel (a conversation of about 2 minutes), transcribed,
+then told apart by `nexus.media.diarize`: the share of words attributed to the right speaker (each label mapped to
+the voice most of its words came from), with the count estimated and with speakers=2, and the diarizer's realtime
+factor (audio seconds per second of diarizing; the encoder loaded beforehand, transcription not counted).
+`--diarization-only` runs just this part.
 """
 
 from __future__ import annotations
@@ -19,13 +25,20 @@ import subprocess
 import sys
 import tempfile
 import time
+import wave
+from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from common import ROOT
 
 sys.path.insert(0, str(ROOT))
 
 from pipeline import OBJECTS, SUBJECTS, VERBS, WHEN
+
+if TYPE_CHECKING:
+    from nexus.core.settings import Settings
+    from nexus.media.transcribe import Segment
 
 SPANISH = "Por la tarde fuimos en tren a Madrid, donde dormimos en un pequeño hotel cerca de la estación."
 CALLER = "My order of garden chairs arrived broken, and I would like a replacement before the weekend."
@@ -76,10 +89,79 @@ def make(out: Path, clips: int) -> list[tuple[str, Path, str]]:
     return made
 
 
+def conversation(out: Path, turns: int = 12) -> tuple[Path, list[tuple[float, float, str]]]:
+    """The call's two voices taking turns of 2-3 sentences on one channel: the clip (16 kHz mono) and its turns
+    as (start, end, voice)."""
+    rng = random.Random(11)
+    parts, spans, at = [], [], 0.0
+    for i in range(turns):
+        voice = ("en-us", "en+f3")[i % 2]
+        text = " ".join(
+            f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(OBJECTS)} {rng.choice(WHEN)}."
+            for _ in range(rng.randint(2, 3))
+        )
+        part = espeak(text, out / f"turn{i}.wav", voice, 165)
+        with wave.open(str(part), "rb") as w:
+            seconds = w.getnframes() / w.getframerate()
+        parts.append(part)
+        spans.append((at, at + seconds, voice))
+        at += seconds
+    clip = out / "conversation.16k.wav"
+    inputs = [arg for part in parts for arg in ("-i", str(part))]
+    graph = "".join(f"[{i}:a]" for i in range(len(parts))) + f"concat=n={len(parts)}:v=0:a=1[out]"
+    ffmpeg(*inputs, "-filter_complex", graph, "-map", "[out]", "-ac", "1", "-ar", "16000", str(clip))
+    return clip, spans
+
+
+def attributed(segments: list[Segment], turns: list[tuple[float, float, str]]) -> tuple[int, int, int]:
+    """Words attributed to the right voice (each label standing for the voice most of its words came from), all
+    words, and the number of labels."""
+    said = []
+    for seg in segments:
+        for w in seg.words:
+            middle = (w.start + w.end) / 2
+            voice = min(
+                turns, key=lambda t: 0.0 if t[0] <= middle <= t[1] else min(abs(middle - t[0]), abs(middle - t[1]))
+            )
+            said.append((seg.speaker, voice[2]))
+    mapping = {label: Counter(v for lab, v in said if lab == label).most_common(1)[0][0] for label, _v in said}
+    return sum(mapping[label] == voice for label, voice in said), len(said), len(mapping)
+
+
+def diarization(settings: Settings, root: Path) -> None:
+    from faster_whisper.audio import decode_audio
+
+    from nexus.media.diarize import diarize, load_encoder
+    from nexus.media.transcribe import transcribe
+
+    clip, turns = conversation(root)
+    samples = decode_audio(str(clip), sampling_rate=16000)
+    duration = len(samples) / 16000
+    transcript = transcribe(settings, clip)
+    started = time.monotonic()
+    load_encoder(settings)
+    loaded_s = time.monotonic() - started
+    figures = []
+    for speakers in (None, 2):
+        started = time.monotonic()
+        labelled = diarize(settings, samples, transcript.segments, speakers=speakers)
+        figures.append((*attributed(labelled, turns), time.monotonic() - started))
+    (right, total, found, spent), (right2, total2, _found2, _spent2) = figures
+    print(
+        f"\nDiarization, two voices taking turns on one channel ({duration:.0f} s, {len(turns)} turns, {total} words):"
+    )
+    print(
+        f"{'':22} speakers found: {found} (estimated); words attributed to the right speaker: "
+        f"{right}/{total} ({right / total:.0%}); told speakers=2: {right2}/{total2} ({right2 / total2:.0%})"
+    )
+    print(f"{'':22} diarizer {duration / spent:.1f}x realtime (encoder loaded once per process in {loaded_s:.1f} s)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=3)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--diarization-only", action="store_true", help="run only the diarization figures")
     args = parser.parse_args()
 
     from nexus.core.settings import Settings
@@ -89,6 +171,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         settings = Settings(data_dir=root / "var", whisper_device=args.device)
+        if args.diarization_only:
+            print(f"device {args.device}; models: tiny.en (English), resemblyzer voice encoder")
+            diarization(settings, root)
+            return
         tiny, base = load_model(settings), load_multilingual(settings)
         clips = make(root, args.clips)
         transcribe(settings, clips[0][1])  # warm both models' first calls
@@ -147,6 +233,7 @@ def main() -> None:
             print(
                 f"Whisper base alone on the English+Spanish clip: {info.duration / (time.monotonic() - started):.1f}x"
             )
+        diarization(settings, root)
 
 
 if __name__ == "__main__":

@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     # Speaker labels for single-channel recordings (per item: `speakers=N` turns it on and gives the count).
     # Off by default: it costs a voice-embedding pass; a recording with a speaker per channel is labelled anyway.
     diarize: bool = False
+    # The voice encoder's weights (resemblyzer's format). Empty = the one inside the resemblyzer wheel.
+    diarizer_model: str = ""
     # A user's vocabulary: at most this many terms (each up to 60 characters) and a prompt of this many characters.
     max_vocabulary_terms: int = Field(default=100, ge=0)
     max_prompt_chars: int = Field(default=500, ge=0)

@@ -214,6 +214,8 @@ async def _run_whisper(rt: Runtime, media: MediaItem, asked: dict[str, Any], pro
             prompt=asked.get("prompt") or None,
             model=asked.get("model") or "fast",
             translate=bool(asked.get("translate", rt.settings.translate_to_english)),
+            diarize=bool(asked.get("speakers") or rt.settings.diarize),
+            speakers=asked.get("speakers"),
         )
         run = transcribe_channels if by_channel else run_whisper
         return await run_stoppable(

@@ -43,7 +43,15 @@ def speech(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     mono = "aformat=sample_fmts=s16:channel_layouts=mono,apad=whole_dur=14"
     graph = f"[0:a]{mono}[a];[1:a]adelay=1500,{mono}[b];[a][b]amerge=inputs=2[out]"
     ffmpeg("-i", str(one), "-i", str(two), "-filter_complex", graph, "-map", "[out]", str(call))
-    return {"en_es": both, "es": es, "brand": speak(BRAND, root / "brand.wav", speed=140), "call": call}
+    dialogue = root / "dialogue.wav"  # the same two voices taking turns on one channel
+    ffmpeg("-i", str(one), "-i", str(two), "-filter_complex", "[0:a][1:a]concat=n=2:v=0:a=1", "-ac", "1", str(dialogue))
+    return {
+        "en_es": both,
+        "es": es,
+        "brand": speak(BRAND, root / "brand.wav", speed=140),
+        "call": call,
+        "dialogue": dialogue,
+    }
 
 
 async def upload(api: httpx.AsyncClient, headers: dict[str, str], path: Path, **form: str) -> dict:
@@ -248,3 +256,26 @@ async def test_retranscription_swaps_in_at_once_and_a_failed_one_changes_nothing
         new = (await api.get(f"/api/media/{media_id}")).json()
     assert new["transcription"]["models"] == ["base (multilingual)"] and new["transcription"]["model"] == "multilingual"
     assert "laptop" in text_of(new) and new["job_id"] == job_id
+
+
+async def test_voices_on_one_channel_get_speaker_labels_and_a_failed_diarizer_keeps_the_words(
+    live_api: LiveServer, runtime: Runtime, make_account: MakeAccount, speech: dict[str, Path], tmp_path: Path
+) -> None:
+    account = await make_account()
+    async with httpx.AsyncClient(base_url=live_api.url, timeout=60) as api:
+        item = await upload(api, account.headers, speech["dialogue"], speakers="2")
+        assert item["transcription"]["speakers"] == 2 and "resemblyzer (speakers)" in item["transcription"]["models"]
+        first = " ".join(s["text"] for s in item["segments"] if s["speaker"] == "S1").lower()
+        second = " ".join(s["text"] for s in item["segments"] if s["speaker"] == "S2").lower()
+        assert "garden" in first and "replacement" in first and "garden" not in second, item["segments"]
+        assert "support" in second and "account" in second and "support" not in first, item["segments"]
+
+        # The diarizer's model cannot be loaded: the transcript is complete, unlabelled, and says why.
+        broken = tmp_path / "encoder.pt"
+        broken.write_bytes(b"not a model")
+        with overridden(runtime.settings, diarizer_model=str(broken)):
+            plain = await upload(api, account.headers, speech["brand"], speakers="2")
+    assert {s["speaker"] for s in plain["segments"]} == {None}
+    assert "laptop" in text_of(plain) and plain["status"] == "completed"
+    [warning] = plain["transcription"]["warnings"]
+    assert warning.startswith("speakers were not labelled") and "complete without them" in warning
