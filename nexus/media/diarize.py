@@ -25,7 +25,7 @@ import numpy as np
 
 from nexus.core.settings import Settings
 from nexus.core.stopping import Stopped, StopToken
-from nexus.media.transcribe import SAMPLE_RATE, Segment, Word, _device, _speech
+from nexus.media.transcribe import SAMPLE_RATE, Segment, Transcript, Word, _device, _speech
 
 WINDOW_S = 1.5  # what one embedding hears: long enough for a stable voice print, short enough for quick turns
 HOP_S = 0.75  # windows overlap by half: a turn change is located to within this
@@ -77,6 +77,24 @@ def load_encoder(settings: Settings) -> Any:
             wav_to_mel_spectrogram(np.zeros(SAMPLE_RATE, dtype=np.float32))  # librosa's first call costs 2-3 s
             _encoders[key] = encoder
         return _encoders[key]
+
+
+def label_speakers(
+    settings: Settings, audio: Path, transcript: Transcript, speakers: int | None, stop: StopToken | None = None
+) -> None:
+    """Blocking. Speaker labels on `transcript` (transcribed from the mono `audio`); when diarization fails, the
+    transcript stands without them and says why in its warnings."""
+    from faster_whisper.audio import decode_audio
+
+    try:
+        samples = decode_audio(str(audio), sampling_rate=SAMPLE_RATE)
+        transcript.segments = diarize(settings, samples, transcript.segments, speakers, stop)
+    except Stopped:
+        raise
+    except Exception as exc:  # whatever went wrong, the words are still right: keep them
+        transcript.warnings.append(f"speakers were not labelled: {exc}. The transcript is complete without them.")
+        return
+    transcript.models.append("resemblyzer (speakers)")
 
 
 def diarize(

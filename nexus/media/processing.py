@@ -214,15 +214,19 @@ async def _run_whisper(rt: Runtime, media: MediaItem, asked: dict[str, Any], pro
             prompt=asked.get("prompt") or None,
             model=asked.get("model") or "fast",
             translate=bool(asked.get("translate", rt.settings.translate_to_english)),
-            diarize=bool(asked.get("speakers") or rt.settings.diarize),
-            speakers=asked.get("speakers"),
         )
         run = transcribe_channels if by_channel else run_whisper
-        return await run_stoppable(
+        result = await run_stoppable(
             lambda stop: run(
                 rt.settings, wav, lambda done, total: progress(done / total if total else 0.0), stop, options
             )
         )
+        # A speaker per channel is labelled by channel already; one channel is told apart by voice, when asked.
+        if not by_channel and result.segments and (asked.get("speakers") or rt.settings.diarize):
+            from nexus.media.diarize import label_speakers
+
+            await run_stoppable(lambda stop: label_speakers(rt.settings, wav, result, asked.get("speakers"), stop))
+        return result
 
 
 async def enrich(rt: Runtime, media_id: uuid.UUID, job_id: uuid.UUID | None = None) -> EnrichResult:

@@ -66,8 +66,6 @@ class Options:
     prompt: str | None = None
     model: str = "fast"
     translate: bool = False  # an English translation of speech in other languages, beside the transcript
-    diarize: bool = False  # speaker labels for a single channel (see nexus.media.diarize)
-    speakers: int | None = None  # how many speakers, when known
 
 
 @dataclass
@@ -258,28 +256,7 @@ def transcribe(
     from faster_whisper.audio import decode_audio
 
     samples = decode_audio(str(audio), sampling_rate=SAMPLE_RATE)
-    options = options or Options()
-    result = _transcribe(settings, samples, on_progress, stop, options)
-    if options.diarize and result.segments:
-        _label_speakers(settings, samples, result, options.speakers, stop)
-    return result
-
-
-def _label_speakers(
-    settings: Settings, samples: np.ndarray, result: Transcript, speakers: int | None, stop: StopToken | None
-) -> None:
-    """Speaker labels from the diarizer; when it fails, the transcript stands without them and says why."""
-    from nexus.core.stopping import Stopped
-    from nexus.media.diarize import diarize
-
-    try:
-        result.segments = diarize(settings, samples, result.segments, speakers, stop)
-    except Stopped:
-        raise
-    except Exception as exc:  # whatever went wrong, the words are still right: keep them
-        result.warnings.append(f"speakers were not labelled: {exc}. The transcript is complete without them.")
-        return
-    result.models.append("resemblyzer (speakers)")
+    return _transcribe(settings, samples, on_progress, stop, options or Options())
 
 
 def read_channels(path: Path) -> list[np.ndarray]:

@@ -152,7 +152,7 @@ class FakeEmbedder:
 def test_parse_valid_enrichment_cleans_tags() -> None:
     provider = ExtractiveProvider(FakeEmbedder())  # type: ignore[arg-type]
     raw = json.dumps({"title": "Cats", "summary": "About cats.", "tags": ["#Cats", "cats", "Pets"]})
-    e = provider._parse(raw)
+    e = provider._parse(raw, "")
     assert (e.title, e.summary, e.tags) == ("Cats", "About cats.", ["cats", "pets"])
     assert (e.provider, e.model) == ("extractive", "fake-embedder")
 
@@ -160,7 +160,7 @@ def test_parse_valid_enrichment_cleans_tags() -> None:
 @pytest.mark.parametrize("raw", ["not json", '{"title": "x"}', '{"summary": "s", "tags": "not-a-list"}', ""])
 def test_parse_malformed_enrichment_is_retryable(raw: str) -> None:
     with pytest.raises(ProviderError) as info:
-        ExtractiveProvider(FakeEmbedder())._parse(raw)  # type: ignore[arg-type]
+        ExtractiveProvider(FakeEmbedder())._parse(raw, "")  # type: ignore[arg-type]
     assert info.value.retryable is True
 
 
