@@ -225,7 +225,8 @@ async def test_provider_trouble_degrades_then_recovers_honouring_retry_after(
     account = await make_account()
     integration = await connect(live_api, account)
     spotify.fail_next(2, 503, retry_after=2)
-    async with httpx.AsyncClient(base_url=live_api.url, headers=account.headers) as api:
+    # The answer waits out both Retry-Afters (4 s and more): past httpx's default 5 s timeout on a busy machine.
+    async with httpx.AsyncClient(base_url=live_api.url, headers=account.headers, timeout=30) as api:
         started = time.monotonic()
         answer = await api.post(f"/api/integrations/{integration['id']}/refresh")
         took = time.monotonic() - started
