@@ -195,6 +195,16 @@ async def _session_user(conn: HTTPConnection, runtime: Runtime, token: str) -> U
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
+async def get_admin_user(user: CurrentUser) -> User:
+    """The one rule for operator routes (bulk retry, codec, re-embedding status): the `admin` role."""
+    if not user.is_admin:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this needs the admin role (nexus users create --admin)")
+    return user
+
+
+AdminUser = Annotated[User, Depends(get_admin_user)]
+
+
 async def get_temporal(runtime: RuntimeDep) -> Client:
     try:
         return await runtime.temporal()
