@@ -148,6 +148,10 @@ def _summary(m: MediaItem) -> MediaSummary:
 async def _submit(
     session: SessionDep, client: TemporalDep, runtime: RuntimeDep, media: MediaItem
 ) -> tuple[MediaItem, Submitted]:
+    try:
+        await media_service.check_capacity(session, runtime, media.owner_id)
+    except media_service.AtCapacity as exc:
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, str(exc), headers={"Retry-After": "30"}) from exc
     session.add(media)
     await session.flush()
     job = await create_job(session, media)
@@ -498,6 +502,8 @@ async def retranscribe(
         job = await media_service.retranscribe(client, runtime, session, media, request)
     except media_service.Busy as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    except media_service.AtCapacity as exc:
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, str(exc), headers={"Retry-After": "30"}) from exc
     return Retranscription(media_id=media.id, job_id=job.id, workflow_id=job.workflow_id, request=request)
 
 

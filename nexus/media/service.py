@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
@@ -52,6 +52,28 @@ class Busy(Exception):
     """The item cannot take this now (still processing, or a run in progress): the message says what to do."""
 
 
+class AtCapacity(Exception):
+    """The user has as many jobs in flight as they may: more would only lengthen the queue (answer 429)."""
+
+
+async def check_capacity(session: AsyncSession, runtime: Runtime, user_id: uuid.UUID) -> None:
+    """Refuse new work past the user's limit of jobs in flight. Serialized per user (a transaction-scoped lock
+    held until the caller commits its new job), so a burst of uploads cannot all slip under the limit."""
+    limit = runtime.settings.max_inflight_per_user
+    await lock_for_transaction(session, f"ingest:{user_id}")
+    terminal = [s for s in MediaStatus if s.terminal]
+    inflight = (
+        await session.execute(
+            select(func.count()).where(col(MediaJob.owner_id) == user_id, col(MediaJob.stage).not_in(terminal))
+        )
+    ).scalar_one()
+    if inflight >= limit:
+        raise AtCapacity(
+            f"you have {inflight} items being processed (the limit is {limit}, NEXUS_MAX_INFLIGHT_PER_USER): "
+            "try again when some have finished"
+        )
+
+
 async def retranscribe(
     client: Client, runtime: Runtime, session: AsyncSession, media: MediaItem, request: dict[str, Any]
 ) -> MediaJob:
@@ -66,6 +88,7 @@ async def retranscribe(
             + (" (retry its job instead)" if media.status in (MediaStatus.failed, MediaStatus.cancelled) else "")
         )
     await lock_for_transaction(session, f"transcript:{media.id}")  # two requests at once: one run
+    await check_capacity(session, runtime, media.owner_id)
     latest = await latest_job(session, media.id)
     if (latest and not MediaStatus(latest.stage).terminal) or await is_running(client, media_workflow_id(media.id)):
         raise Busy("this item is being processed already: wait for that run to end, or cancel it")

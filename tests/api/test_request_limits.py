@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import httpx
 
 from api.app import create_app
+from models import MediaItem, MediaJob, MediaStatus, SourceType
+from nexus.core.db import session_scope
+from nexus.identity.service import personal_workspace
 from nexus.runtime import Runtime
 from tests.conftest import MakeAccount, overridden
 
@@ -113,3 +117,36 @@ async def test_uploads_beyond_capacity_get_429_with_retry_after(runtime: Runtime
         await asyncio.wait_for(first, 10)
         # The slot is free again: the next upload gets past the gate (and fails on what it is, not on capacity).
         assert status_of(await call(app, "/api/media/upload", empty, MULTIPART)) != 429
+
+
+async def test_a_user_past_their_limit_of_jobs_in_flight_gets_429_and_nothing_is_kept(
+    api: httpx.AsyncClient, runtime: Runtime, make_account: MakeAccount, clips: dict[str, Path]
+) -> None:
+    me, other = await make_account(), await make_account()
+    async with session_scope(runtime.engine) as session:  # two jobs mid-run, as the pipeline leaves them
+        workspace = await personal_workspace(session, me.user)
+        for _ in range(2):
+            media = MediaItem(
+                owner_id=me.user.id, workspace_id=workspace.id, source_type=SourceType.url, source_url="http://x/"
+            )
+            session.add(media)
+            await session.flush()
+            session.add(
+                MediaJob(
+                    media_id=media.id,
+                    owner_id=me.user.id,
+                    workspace_id=workspace.id,
+                    workflow_id=f"media-{media.id}",
+                    stage=MediaStatus.transcribing,
+                )
+            )
+    with overridden(runtime.settings, max_inflight_per_user=2), clips["b_wav"].open("rb") as fh:
+        refused = await api.post("/api/media/upload", files={"file": ("b.wav", fh)}, headers=me.headers)
+        assert refused.status_code == 429 and refused.headers["retry-after"] == "30"
+        assert "limit is 2" in refused.json()["detail"] and "NEXUS_MAX_INFLIGHT_PER_USER" in refused.json()["detail"]
+        fh.seek(0)  # the limit is per user: someone else's upload goes through
+        accepted = await api.post("/api/media/upload", files={"file": ("b.wav", fh)}, headers=other.headers)
+        assert accepted.status_code == 202, accepted.text
+    listed = (await api.get("/api/media", headers=me.headers)).json()
+    assert listed["total"] == 2  # the refused upload left no row...
+    assert not list(runtime.store.list_objects(f"users/{me.user.id}"))  # ...and no stored file
