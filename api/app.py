@@ -11,7 +11,7 @@ from api import errors
 from api.access_log import AccessLog
 from api.deps import bearer_scheme
 from api.limits import RequestLimits
-from api.routes import account, auth, chat, health, integrations, jobs, media, search
+from api.routes import account, admin, auth, chat, health, integrations, jobs, media, search
 from api.security import SecurityHeaders, StrictCORS
 from nexus.core.settings import Settings, get_settings
 from nexus.runtime import Runtime
@@ -55,7 +55,15 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(health.router)
     # Declares the bearer scheme in the OpenAPI schema; `get_current_user` does the checking for every route.
     documented = [Security(bearer_scheme)]
-    for router in (account.router, media.router, jobs.router, search.router, chat.router, integrations.router):
+    for router in (
+        account.router,
+        media.router,
+        jobs.router,
+        search.router,
+        chat.router,
+        integrations.router,
+        admin.router,
+    ):
         app.include_router(router, dependencies=documented)
     app.include_router(jobs.ws_router)
     app.include_router(auth.router)

@@ -378,6 +378,95 @@ async def _session() -> AsyncIterator[AsyncSession]:
             await engine.dispose()
 
 
+jobs_app = typer.Typer(help="Operator actions on many runs at once (admin role).", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
+
+
+def _hours(text: str | None) -> float | None:
+    """`24h`, `90m`, `7d` (or plain hours) -> hours."""
+    if not text:
+        return None
+    units = {"m": 1 / 60, "h": 1.0, "d": 24.0}
+    try:
+        return float(text[:-1]) * units[text[-1]] if text[-1] in units else float(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{text!r}: use e.g. 90m, 24h or 7d") from exc
+
+
+def _bulk(
+    action: str,
+    status: str,
+    since: str | None,
+    stage: str | None,
+    contains: str | None,
+    owner: str | None,
+    dry_run: bool,
+) -> None:
+    """Find the matching runs, then act on them a few at a time with a progress bar, then a summary."""
+    from rich.progress import Progress
+
+    from nexus.client import ApiError
+
+    query = {
+        "status": status,
+        "since_hours": _hours(since),
+        "stage": stage,
+        "error_contains": contains,
+        "owner_id": owner,
+    }
+    query = {k: v for k, v in query.items() if v is not None}
+    client = _client()
+    try:
+        found = client.request("GET", "/api/admin/jobs", params=query)
+        table = Table("job", "title", "stage", "stopped in", "error", title=f"{len(found)} matching run(s)")
+        for job in found[:50]:
+            error = (job["error"] or "")[:60]
+            table.add_row(job["id"], job["title"] or "", job["stage"], job["failed_stage"] or "", error)
+        console.print(table)
+        if dry_run or not found:
+            return
+        done, skipped = 0, dict[str, str]()
+        with Progress(console=console) as bar:
+            task = bar.add_task(action, total=len(found))
+            for i in range(0, len(found), 10):
+                ids = [job["id"] for job in found[i : i + 10]]
+                result = client.request("POST", f"/api/admin/jobs/{action}", json={**query, "job_ids": ids})
+                done += len(result["done"])
+                skipped |= result["skipped"]
+                bar.advance(task, len(ids))
+    except ApiError as exc:
+        console.print(f"[red]{exc}")
+        raise typer.Exit(1) from exc
+    verb = "retried" if action == "retry" else "cancelled"
+    console.print(f"[green]{done} {verb}[/], {len(skipped)} left alone")
+    for job_id, why in skipped.items():
+        console.print(f"  {job_id}: {why}")
+
+
+@jobs_app.command("retry")
+def jobs_retry(
+    status: Annotated[str, typer.Option(help="failed or cancelled.")] = "failed",
+    since: Annotated[str | None, typer.Option(help="Changed within: 90m, 24h, 7d.")] = None,
+    stage: Annotated[str | None, typer.Option(help="The stage it stopped in (e.g. transcribing).")] = None,
+    error_contains: Annotated[str | None, typer.Option(help="Text in the failure reason.")] = None,
+    owner: Annotated[str | None, typer.Option(help="Only this user's runs (user id).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be retried.")] = False,
+) -> None:
+    """Retry every matching run from the step that stopped it (finished steps are reused, not repeated)."""
+    _bulk("retry", status, since, stage, error_contains, owner, dry_run)
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(
+    since: Annotated[str | None, typer.Option(help="Changed within: 90m, 24h, 7d.")] = None,
+    stage: Annotated[str | None, typer.Option(help="The stage it is in (e.g. transcribing).")] = None,
+    owner: Annotated[str | None, typer.Option(help="Only this user's runs (user id).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be cancelled.")] = False,
+) -> None:
+    """Cancel every matching unfinished run."""
+    _bulk("cancel", "running", since, stage, None, owner, dry_run)
+
+
 keys_app = typer.Typer(help="Encryption keys for secrets at rest (OAuth tokens).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 

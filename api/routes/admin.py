@@ -1,0 +1,95 @@
+"""Operator routes (the `admin` role): failed runs across every user, and retrying or cancelling many at once."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from api.deps import AdminUser, RuntimeDep, TemporalDep
+from models import MediaStatus
+from nexus.media import operations
+
+router = APIRouter(prefix="/api/admin", tags=["admin"])
+
+
+class JobQuery(BaseModel):
+    status: Literal["failed", "cancelled", "running"] = "failed"
+    since_hours: float | None = Field(default=None, gt=0, le=24 * 365, description="Changed within this many hours.")
+    stage: MediaStatus | None = Field(
+        default=None, description="failed/cancelled: the stage it stopped in; running: the stage it is in."
+    )
+    error_contains: str | None = Field(default=None, min_length=1, max_length=200)
+    owner_id: uuid.UUID | None = None
+    job_ids: list[uuid.UUID] | None = Field(default=None, max_length=500, description="Only these jobs.")
+    limit: int = Field(default=500, ge=1, le=5000)
+
+    def filter(self) -> operations.JobFilter:
+        return operations.JobFilter(
+            status=self.status,
+            since=timedelta(hours=self.since_hours) if self.since_hours else None,
+            stage=self.stage,
+            error_contains=self.error_contains,
+            owner_id=self.owner_id,
+            job_ids=self.job_ids,
+            limit=self.limit,
+        )
+
+
+class BulkRequest(JobQuery):
+    dry_run: bool = Field(default=False, description="Only say which jobs match.")
+
+
+class JobRow(BaseModel):
+    id: uuid.UUID
+    media_id: uuid.UUID
+    owner_id: uuid.UUID
+    title: str | None
+    stage: str
+    failed_stage: str | None = Field(description="The stage a failed or cancelled run stopped in.")
+    error: str | None
+    attempts: int
+    updated_at: str
+
+
+class BulkResult(BaseModel):
+    dry_run: bool
+    matched: list[JobRow]
+    done: list[uuid.UUID] = Field(description="Jobs retried (or cancelled).")
+    skipped: dict[str, str] = Field(description="Job id -> why it was left alone.")
+
+
+def _rows(found: list[operations.JobMatch]) -> list[JobRow]:
+    return [JobRow.model_validate(m, from_attributes=True) for m in found]
+
+
+@router.get("/jobs")
+async def list_jobs(_admin: AdminUser, runtime: RuntimeDep, q: Annotated[JobQuery, Query()]) -> list[JobRow]:
+    """Runs across every user, by status, age, stage and error text: what a bulk retry or cancel would touch."""
+    return _rows(await operations.matching(runtime.engine, q.filter()))
+
+
+@router.post("/jobs/retry")
+async def retry_jobs(_admin: AdminUser, body: BulkRequest, runtime: RuntimeDep, client: TemporalDep) -> BulkResult:
+    """Retry every matching failed (or cancelled) run from the step that stopped it: finished downloads,
+    transcriptions and LLM calls are reused, not repeated."""
+    if body.status == "running":
+        body = body.model_copy(update={"status": "failed"})
+    found = await operations.matching(runtime.engine, body.filter())
+    if body.dry_run:
+        return BulkResult(dry_run=True, matched=_rows(found), done=[], skipped={})
+    outcome = await operations.retry_all(client, runtime, found)
+    return BulkResult(dry_run=False, matched=_rows(found), done=outcome.done, skipped=outcome.skipped)
+
+
+@router.post("/jobs/cancel")
+async def cancel_jobs(_admin: AdminUser, body: BulkRequest, runtime: RuntimeDep, client: TemporalDep) -> BulkResult:
+    """Cancel every matching unfinished run (each records `cancelled` itself)."""
+    found = await operations.matching(runtime.engine, body.model_copy(update={"status": "running"}).filter())
+    if body.dry_run:
+        return BulkResult(dry_run=True, matched=_rows(found), done=[], skipped={})
+    outcome = await operations.cancel_all(client, found)
+    return BulkResult(dry_run=False, matched=_rows(found), done=outcome.done, skipped=outcome.skipped)
