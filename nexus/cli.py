@@ -564,6 +564,38 @@ def keys_drop(kid: Annotated[str, typer.Argument(help="The retired key's id.")])
     console.print(f"removed {kid}")
 
 
+@app.command("cleanup")
+def cleanup_cmd(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would be deleted.")] = False,
+) -> None:
+    """What the daily cleanup schedule does, now: expired sessions, OAuth states and tickets, old rate-limit
+    counters and chat token events, stored objects with no row."""
+    from nexus.core.db import database_url_for_command
+    from nexus.ops.cleanup import run_cleanup
+    from nexus.runtime import Runtime
+
+    settings = get_settings()
+
+    async def go() -> dict[str, Any]:
+        with database_url_for_command(settings) as url:
+            runtime = Runtime.build(settings.model_copy(update={"database_url": url}))
+            try:
+                return (await run_cleanup(runtime, dry_run=dry_run)).model_dump()
+            finally:
+                await runtime.close()
+
+    try:
+        report = run_async(go())
+    except Exception as exc:
+        console.print(f"[red]cleanup failed: {exc.__class__.__name__}: {str(exc).splitlines()[0]}")
+        console.print("is the database set up? `nexus migrate` (or `make up`) creates and migrates it")
+        raise typer.Exit(1) from exc
+    verb = "would delete" if dry_run else "deleted"
+    for kind, count in report.items():
+        if kind != "dry_run":
+            console.print(f"{kind:>16}: {verb} {count}")
+
+
 schedules_app = typer.Typer(help="Temporal Schedules (token refresh sweep, reconciliation, cleanup).")
 app.add_typer(schedules_app, name="schedules")
 

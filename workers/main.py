@@ -12,7 +12,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities.system import worker_info
+from activities.system import SystemActivities, worker_info
 from nexus.core.orchestration import Queue
 from nexus.runtime import Runtime
 
@@ -29,7 +29,7 @@ def workflows_for(queue: Queue) -> list[type]:
     embeddings) never delays a workflow task."""
     from workflows.chat import ChatTurnWorkflow
     from workflows.integrations import TokenRefreshSweepWorkflow, TokenRefreshWorkflow
-    from workflows.maintenance import ReconcileJobsWorkflow, SweepOrphansWorkflow
+    from workflows.maintenance import CleanupWorkflow, ReconcileJobsWorkflow, SweepOrphansWorkflow
     from workflows.media import MediaPipelineWorkflow
 
     if queue is not Queue.workflows:
@@ -39,6 +39,7 @@ def workflows_for(queue: Queue) -> list[type]:
         ChatTurnWorkflow,
         ReconcileJobsWorkflow,
         SweepOrphansWorkflow,
+        CleanupWorkflow,
         TokenRefreshWorkflow,
         TokenRefreshSweepWorkflow,
     ]
@@ -50,6 +51,7 @@ def activities_for(queue: Queue, runtime: Runtime) -> list[Callable[..., Any]]:
     from activities.media import MediaActivities
 
     media, chat, integrations = MediaActivities(runtime), ChatActivities(runtime), IntegrationActivities(runtime)
+    system = SystemActivities(runtime)
     by_queue: dict[Queue, list[Callable[..., Any]]] = {
         # Local activities run in the worker that runs the workflow: stage bookkeeping and chat context.
         # Token refreshes are short network calls: here, a busy cpu queue (an hour of ffmpeg) never lets a token
@@ -61,6 +63,7 @@ def activities_for(queue: Queue, runtime: Runtime) -> list[Callable[..., Any]]:
             media.embed_media,
             media.reconcile_jobs,
             media.sweep_orphans,
+            system.cleanup,
             chat.remember,
         ],
         Queue.gpu: [media.transcribe_media],

@@ -8,8 +8,9 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.media import MediaActivities
-    from nexus.core.orchestration import RECONCILE_JOBS_WORKFLOW, SWEEP_ORPHANS_WORKFLOW
-    from nexus.media.contracts import MaintenanceInput
+    from activities.system import SystemActivities
+    from nexus.core.orchestration import CLEANUP_WORKFLOW, RECONCILE_JOBS_WORKFLOW, SWEEP_ORPHANS_WORKFLOW
+    from nexus.media.contracts import CleanupReport, MaintenanceInput
     from workflows.shared import DB_RETRY
 
 
@@ -44,4 +45,23 @@ class SweepOrphansWorkflow:
             heartbeat_timeout=timedelta(seconds=30),
             retry_policy=DB_RETRY,
             schedule_to_close_timeout=timedelta(minutes=50),
+        )
+
+
+@workflow.defn(name=CLEANUP_WORKFLOW)
+class CleanupWorkflow:
+    """The daily cleanup (`nexus.ops.cleanup`): expired sessions, OAuth states and WebSocket tickets, closed
+    rate-limit windows, old token events of finished chat turns, stored objects with no row. Its result is the
+    report of what was deleted (or, in a dry run, would be), visible in the Temporal UI."""
+
+    @workflow.run
+    async def run(self, inp: MaintenanceInput) -> CleanupReport:
+        return await workflow.execute_activity_method(
+            SystemActivities.cleanup,
+            inp.dry_run,
+            task_queue=inp.queues.cpu,
+            start_to_close_timeout=timedelta(minutes=20),
+            heartbeat_timeout=timedelta(seconds=30),
+            retry_policy=DB_RETRY,  # each batch commits: a retried attempt goes on where the last one stopped
+            schedule_to_close_timeout=timedelta(minutes=28),  # within the schedule's 30-minute run limit
         )

@@ -47,6 +47,7 @@ class MediaPipelineWorkflow:
             await workflow.execute_activity_method(
                 MediaActivities.fetch_media,
                 ref,
+                summary="download or take the upload, convert to 16 kHz WAV",
                 task_queue=q.cpu,
                 schedule_to_start_timeout=QUEUE_WAIT_CPU,
                 start_to_close_timeout=timedelta(minutes=30),
@@ -57,6 +58,7 @@ class MediaPipelineWorkflow:
             dedup = await workflow.execute_activity_method(
                 MediaActivities.fingerprint_media,
                 ref,
+                summary="fingerprint, compare with the owner's items",
                 task_queue=q.cpu,
                 schedule_to_start_timeout=QUEUE_WAIT_CPU,
                 start_to_close_timeout=timedelta(minutes=10),
@@ -70,6 +72,7 @@ class MediaPipelineWorkflow:
             await workflow.execute_activity_method(
                 MediaActivities.transcribe_media,
                 ref,
+                summary="transcribe (languages, speakers, word timings)",
                 task_queue=q.gpu,
                 schedule_to_start_timeout=QUEUE_WAIT_GPU,
                 start_to_close_timeout=timedelta(hours=3),
@@ -80,6 +83,7 @@ class MediaPipelineWorkflow:
             await workflow.execute_activity_method(
                 MediaActivities.enrich_media,
                 ref,
+                summary="title, summary, tags from the language model",
                 task_queue=q.llm,
                 schedule_to_start_timeout=QUEUE_WAIT_LLM,
                 start_to_close_timeout=timedelta(minutes=5),
@@ -90,6 +94,7 @@ class MediaPipelineWorkflow:
             await workflow.execute_activity_method(
                 MediaActivities.embed_media,
                 ref,
+                summary="passages and vectors for search",
                 task_queue=q.cpu,
                 schedule_to_start_timeout=QUEUE_WAIT_CPU,
                 start_to_close_timeout=timedelta(minutes=30),

@@ -61,13 +61,26 @@ async def start_turn(
         media_ids=media_ids,
         queues=runtime.queues,
     )
-    await start_run(client, inp, turn.workflow_id)
+    summary = f"Chat turn {turn.turn}: {' '.join(question.split())[:120]}"
+    details = (
+        f"conversation `{turn.conversation_id}` · turn `{turn.id}` · providers {', '.join(providers) or 'default'}"
+    )
+    await start_run(client, inp, turn.workflow_id, summary, details)
 
 
-async def start_run(client: Client, inp: ChatTurnInput, workflow_id: str) -> WorkflowHandle[Any, str]:
-    """Start a turn's workflow by name; it returns the stored answer's message id."""
+async def start_run(
+    client: Client, inp: ChatTurnInput, workflow_id: str, summary: str | None = None, details: str | None = None
+) -> WorkflowHandle[Any, str]:
+    """Start a turn's workflow by name; it returns the stored answer's message id. The summary and details are
+    what the Temporal UI shows for the run (payloads, so encrypted like the rest when the codec is on)."""
     return await client.start_workflow(
-        CHAT_TURN_WORKFLOW, inp, id=workflow_id, task_queue=inp.queues.workflows, result_type=str
+        CHAT_TURN_WORKFLOW,
+        inp,
+        id=workflow_id,
+        task_queue=inp.queues.workflows,
+        result_type=str,
+        static_summary=summary,
+        static_details=details,
     )
 
 

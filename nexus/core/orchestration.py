@@ -44,6 +44,7 @@ RECONCILE_JOBS_WORKFLOW = "ReconcileJobs"
 SWEEP_ORPHANS_WORKFLOW = "SweepOrphans"
 TOKEN_REFRESH_WORKFLOW = "TokenRefresh"
 TOKEN_REFRESH_SWEEP_WORKFLOW = "TokenRefreshSweep"
+CLEANUP_WORKFLOW = "Cleanup"
 
 
 def schedule_id(task_queue_prefix: str, name: str) -> str:

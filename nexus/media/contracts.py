@@ -62,6 +62,24 @@ class PipelineResult(BaseModel):
 
 
 class MaintenanceInput(BaseModel):
-    """Input of the maintenance workflows (reconcile jobs, sweep orphans): where their activities run."""
+    """Input of the maintenance workflows (reconcile jobs, sweep orphans, cleanup): where their activities run."""
 
     queues: TaskQueues
+    # Cleanup only: count what would be deleted and delete nothing. A default, so recorded histories still replay.
+    dry_run: bool = False
+
+
+class CleanupReport(BaseModel):
+    """What one cleanup run deleted (with `dry_run`: would have deleted), per kind: the cleanup workflow's result."""
+
+    dry_run: bool = False
+    sessions: int = 0  # browser sessions past their absolute or idle lifetime, or of a deactivated user
+    oauth_states: int = 0  # sign-in and connect requests past their expiry
+    ws_tickets: int = 0  # WebSocket tickets past their expiry
+    rate_limits: int = 0  # attempt counters of windows that have closed
+    turn_events: int = 0  # old token events of finished chat turns (their terminal event is kept)
+    orphaned_media: int = 0  # media items with stored objects but no row (objects removed per item)
+
+    @property
+    def total(self) -> int:
+        return sum(v for k, v in self.model_dump().items() if k != "dry_run")

@@ -7,6 +7,7 @@ import contextlib
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -117,10 +118,32 @@ async def retranscribe(
 
 async def start_pipeline(client: Client, runtime: Runtime, media: MediaItem, job: MediaJob) -> None:
     inp = MediaPipelineInput(media_id=media.id, job_id=job.id, user_id=media.owner_id, queues=runtime.queues)
-    await start_run(client, inp, job.workflow_id)
+    await start_run(client, inp, job.workflow_id, *run_summary(media, job))
 
 
-async def start_run(client: Client, inp: MediaPipelineInput, workflow_id: str) -> WorkflowHandle[Any, PipelineResult]:
+def run_summary(media: MediaItem, job: MediaJob) -> tuple[str, str]:
+    """What the Temporal UI shows for a run: a one-line summary and details (Markdown). Titles and sources, never
+    a secret: a URL loses its query string and credentials (a signed URL's token lives there)."""
+    source = media.original_filename or media.source_type.value
+    if media.source_url:
+        parts = urlsplit(media.source_url)
+        source = f"{parts.hostname or ''}{parts.path}" if parts.scheme in ("http", "https") else media.source_type
+    verb = "Re-transcribe" if job.kind == JobKind.retranscribe else "Process"
+    summary = f"{verb} {media.title or source}"[:200]
+    details = "\n".join(
+        [
+            f"**{media.source_type}**: {source}",
+            f"media `{media.id}` · job `{job.id}` · owner `{media.owner_id}`",
+            *([f"options: {', '.join(f'{k}={v}' for k, v in job.request.items() if k != 'vocabulary')}"]
+              if job.request else []),
+        ]
+    )  # fmt: skip
+    return summary, details
+
+
+async def start_run(
+    client: Client, inp: MediaPipelineInput, workflow_id: str, summary: str | None = None, details: str | None = None
+) -> WorkflowHandle[Any, PipelineResult]:
     """Start one run of the pipeline by name: a retry reuses the workflow id, and the run is searchable in the
     Temporal UI by user, media item and stage from its first moment."""
     return await client.start_workflow(
@@ -131,6 +154,8 @@ async def start_run(client: Client, inp: MediaPipelineInput, workflow_id: str) -
         result_type=PipelineResult,
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
         rpc_timeout=RPC_TIMEOUT,
+        static_summary=summary,
+        static_details=details,
         search_attributes=TypedSearchAttributes(
             [
                 SearchAttributePair(SA_USER_ID, str(inp.user_id)),
@@ -262,10 +287,10 @@ ORPHAN_GRACE = timedelta(hours=1)
 """Objects younger than this are left alone: an upload is stored moments before its row is committed."""
 
 
-async def sweep_orphans(runtime: Runtime, *, grace: timedelta = ORPHAN_GRACE) -> int:
+async def sweep_orphans(runtime: Runtime, *, grace: timedelta = ORPHAN_GRACE, dry_run: bool = False) -> int:
     """Delete stored objects of media items that no longer exist (a delete that raced a running step, a crash
     between writing and recording): the last line of "nothing stays behind for a deleted item". Returns the
-    number of items whose objects were removed."""
+    number of items whose objects were removed (with `dry_run`: would be; nothing is deleted)."""
     newest: dict[tuple[str, str], datetime] = {}
     for key, modified in await asyncio.to_thread(lambda: list(runtime.store.list_objects("users"))):
         parts = key.split("/")
@@ -278,13 +303,18 @@ async def sweep_orphans(runtime: Runtime, *, grace: timedelta = ORPHAN_GRACE) ->
     for _owner, media in candidates:
         with contextlib.suppress(ValueError):
             ids.add(uuid.UUID(media))
-    async with session_scope(runtime.engine) as session:
-        existing = set((await session.execute(select(col(MediaItem.id)).where(col(MediaItem.id).in_(ids)))).scalars())
+    existing: set[uuid.UUID] = set()
+    batch = sorted(ids)
+    for start in range(0, len(batch), 1000):  # bounded IN lists, one short transaction each
+        async with session_scope(runtime.engine) as session:
+            query = select(col(MediaItem.id)).where(col(MediaItem.id).in_(batch[start : start + 1000]))
+            existing.update((await session.execute(query)).scalars())
     swept = 0
     for owner, media in candidates:
         with contextlib.suppress(ValueError):
             if uuid.UUID(media) in existing:
                 continue
-        await asyncio.to_thread(runtime.store.delete_prefix, f"users/{owner}/media/{media}")
+        if not dry_run:
+            await asyncio.to_thread(runtime.store.delete_prefix, f"users/{owner}/media/{media}")
         swept += 1
     return swept

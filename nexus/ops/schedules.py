@@ -19,6 +19,7 @@ from temporalio.client import (
 )
 
 from nexus.core.orchestration import (
+    CLEANUP_WORKFLOW,
     RECONCILE_JOBS_WORKFLOW,
     SWEEP_ORPHANS_WORKFLOW,
     TOKEN_REFRESH_SWEEP_WORKFLOW,
@@ -33,6 +34,8 @@ SCHEDULES = [
     ("reconcile-jobs", RECONCILE_JOBS_WORKFLOW, timedelta(minutes=1)),
     ("sweep-orphans", SWEEP_ORPHANS_WORKFLOW, timedelta(hours=1)),
     ("token-refresh-sweep", TOKEN_REFRESH_SWEEP_WORKFLOW, timedelta(minutes=15)),
+    # Daily (at 00:00 UTC: intervals count from the epoch); `NEXUS_CLEANUP_DRY_RUN` makes its runs only report.
+    ("cleanup", CLEANUP_WORKFLOW, timedelta(days=1)),
 ]
 
 

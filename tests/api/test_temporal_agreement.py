@@ -159,6 +159,11 @@ async def test_the_reconcile_schedule_exists_once_and_its_run_sweeps(
     orphans = temporal_client.get_schedule_handle(schedule_id(runtime.settings.task_queue_prefix, "sweep-orphans"))
     assert (await orphans.describe()).schedule.action.workflow == "SweepOrphans"  # type: ignore[union-attr]
     await orphans.delete()
+    cleanup = temporal_client.get_schedule_handle(schedule_id(runtime.settings.task_queue_prefix, "cleanup"))
+    cleanup_schedule = (await cleanup.describe()).schedule
+    assert cleanup_schedule.action.workflow == "Cleanup"  # type: ignore[union-attr]
+    assert [i.every for i in cleanup_schedule.spec.intervals] == [timedelta(days=1)]
+    await cleanup.delete()
     schedule = temporal_client.get_schedule_handle(schedule_id(runtime.settings.task_queue_prefix, "reconcile-jobs"))
     described = await schedule.describe()
     assert described.schedule.action.workflow == "ReconcileJobs"  # type: ignore[union-attr]

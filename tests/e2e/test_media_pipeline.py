@@ -52,7 +52,13 @@ async def activity_results(client: Client, workflow_id: str, activity_name: str,
         if event.HasField("activity_task_completed_event_attributes"):
             attrs = event.activity_task_completed_event_attributes
             if scheduled.get(attrs.scheduled_event_id) == activity_name:
-                results.append(json.loads(attrs.result.payloads[0].data))
+                # Decoded through the client's converter: payloads are encrypted in Temporal's store.
+                [payload] = (
+                    await client.data_converter.payload_codec.decode(attrs.result.payloads)
+                    if client.data_converter.payload_codec
+                    else attrs.result.payloads
+                )
+                results.append(json.loads(payload.data))
     return results
 
 

@@ -59,6 +59,11 @@ async def test_failed_runs_are_found_and_retried_in_bulk_without_redoing_finishe
         fake.close()
     for submitted, _ in runs:  # the retried run reused the download and the transcript; only enrichment ran
         workflow_id = submitted["workflow_id"]
+        desc = await temporal_client.get_workflow_handle(workflow_id).describe()  # what the Temporal UI shows
+        assert (await desc.static_summary() or "").startswith("Process ") and ".wav" in (
+            await desc.static_summary() or ""
+        )
+        assert submitted["media_id"] in (await desc.static_details() or "")
         assert [r["reused"] for r in await activity_results(temporal_client, workflow_id, "media.fetch")] == [True]
         assert [r["reused"] for r in await activity_results(temporal_client, workflow_id, "media.transcribe")] == [True]
         assert [r["reused"] for r in await activity_results(temporal_client, workflow_id, "media.enrich")] == [False]
