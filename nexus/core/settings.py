@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     # Prefix for task-queue names; tests use a unique one per run so workers never steal each other's work.
     task_queue_prefix: str = "nexus"
+    # Payloads (inputs, results, error messages) encrypted in Temporal's store with the secrets keyring
+    # (nexus/core/codec.py). Off: new payloads are written in the clear; encrypted ones still decode.
+    temporal_encryption: bool = True
+    # Where operators open the Temporal Web UI: its origin may call the codec server (/codec/*) with an admin's
+    # session cookie. Unset: the embedded dev server's UI, http://<temporal_host>:<temporal_ui_port>.
+    temporal_ui_url: str | None = None
 
     # Activities each worker runs at once, per queue. Transcription is CPU-bound: one at a time on a CPU worker
     # (two would each run at half speed and hold twice the memory); raise it on a GPU machine.
@@ -125,6 +131,10 @@ class Settings(BaseSettings):
     # Token refresh: how long before expiry a token is refreshed, and the spread of jitter around it.
     refresh_margin_s: float = Field(default=300, ge=0)
     refresh_jitter_s: float = Field(default=60, ge=0)
+    # The daily cleanup schedule: token events of finished chat turns are kept this many days; with dry run on,
+    # scheduled runs only count (and log) what they would delete.
+    chat_events_retention_days: int = Field(default=30, ge=1)
+    cleanup_dry_run: bool = False
 
     log_level: str = "info"
 
