@@ -1,11 +1,14 @@
-"""Request logging without query strings: browsers pass the API key as `?token=` on WebSockets, and keys must
-never reach a log. (uvicorn's own access log prints full URLs, so `nexus api` turns it off.)"""
+"""Request logging (and request metrics) without query strings: browsers pass the API key as `?token=` on
+WebSockets, and keys must never reach a log. (uvicorn's own access log prints full URLs, so `nexus api` turns it
+off.)"""
 
 from __future__ import annotations
 
 import logging
 import time
 from typing import Any
+
+from nexus.ops.metrics import observe_request
 
 log = logging.getLogger("nexus.access")
 
@@ -32,4 +35,8 @@ class AccessLog:
             await self.app(scope, receive, capture)
         finally:
             method = scope.get("method", "WS")
-            log.info("%s %s %s %.0f ms", method, scope["path"], status[0], (time.perf_counter() - started) * 1000)
+            seconds = time.perf_counter() - started
+            log.info("%s %s %s %.0f ms", method, scope["path"], status[0], seconds * 1000)
+            # By route template (`/api/media/{media_id}`): raw paths would make a label per id.
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            observe_request(route, method, status[0], seconds)

@@ -11,7 +11,7 @@ from api import errors
 from api.access_log import AccessLog
 from api.deps import bearer_scheme
 from api.limits import RequestLimits
-from api.routes import account, admin, auth, chat, health, integrations, jobs, media, search
+from api.routes import account, admin, auth, chat, codec, health, integrations, jobs, media, metrics, search
 from api.security import SecurityHeaders, StrictCORS
 from nexus.core.settings import Settings, get_settings
 from nexus.runtime import Runtime
@@ -48,11 +48,13 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         allow_methods=["*"],
         allow_headers=["*"],
     )
+    app.add_middleware(codec.CodecCORS, settings=settings)  # outside StrictCORS: the Temporal UI, /codec/* only
     app.add_middleware(RequestLimits, settings=settings)
     app.add_middleware(AccessLog)
     app.add_middleware(SecurityHeaders)
     errors.install(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     # Declares the bearer scheme in the OpenAPI schema; `get_current_user` does the checking for every route.
     documented = [Security(bearer_scheme)]
     for router in (
@@ -67,4 +69,5 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         app.include_router(router, dependencies=documented)
     app.include_router(jobs.ws_router)
     app.include_router(auth.router)
+    app.include_router(codec.router, dependencies=documented)
     return app

@@ -28,6 +28,9 @@ class BodyTooLarge(HTTPException):
         super().__init__(413, detail, headers={"Connection": "close"})
 
 
+CODEC_LIMIT = 16 * 2**20
+
+
 class RequestLimits:
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
@@ -38,6 +41,8 @@ class RequestLimits:
         if path == UPLOAD_PATH:
             mb = self.settings.max_media_mb
             return int(mb * 1024 * 1024) + MULTIPART_OVERHEAD, f"the file is larger than {mb:g} MB (NEXUS_MAX_MEDIA_MB)"
+        if path.startswith("/codec/"):  # the Temporal UI sends a history's payloads (Temporal allows 2 MB each)
+            return CODEC_LIMIT, f"the request body is larger than {CODEC_LIMIT // 2**20} MB"
         kb = self.settings.max_request_kb
         return kb * 1024, f"the request body is larger than {kb} KB (NEXUS_MAX_REQUEST_KB)"
 

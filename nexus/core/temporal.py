@@ -6,9 +6,9 @@ import asyncio
 from datetime import timedelta
 
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 
+from nexus.core.codec import data_converter
 from nexus.core.errors import Unavailable
 from nexus.core.settings import Settings
 
@@ -17,11 +17,13 @@ RPC_TIMEOUT = timedelta(seconds=5)
 
 
 async def connect(settings: Settings) -> Client:
+    """The client every Nexus process uses (workers take its data converter): pydantic payloads, encrypted in
+    Temporal's store (nexus/core/codec.py)."""
     return await asyncio.wait_for(
         Client.connect(
             settings.temporal_target,
             namespace=settings.temporal_namespace,
-            data_converter=pydantic_data_converter,
+            data_converter=data_converter(settings),
         ),
         RPC_TIMEOUT.total_seconds(),
     )

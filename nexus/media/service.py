@@ -124,10 +124,10 @@ async def start_pipeline(client: Client, runtime: Runtime, media: MediaItem, job
 def run_summary(media: MediaItem, job: MediaJob) -> tuple[str, str]:
     """What the Temporal UI shows for a run: a one-line summary and details (Markdown). Titles and sources, never
     a secret: a URL loses its query string and credentials (a signed URL's token lives there)."""
-    source = media.original_filename or media.source_type.value
+    source = media.original_filename or str(media.source_type)
     if media.source_url:
         parts = urlsplit(media.source_url)
-        source = f"{parts.hostname or ''}{parts.path}" if parts.scheme in ("http", "https") else media.source_type
+        source = f"{parts.hostname or ''}{parts.path}" if parts.scheme in ("http", "https") else str(media.source_type)
     verb = "Re-transcribe" if job.kind == JobKind.retranscribe else "Process"
     summary = f"{verb} {media.title or source}"[:200]
     details = "\n".join(

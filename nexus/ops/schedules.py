@@ -1,9 +1,9 @@
-"""Every Temporal Schedule of a deployment, in one place: created idempotently when the workflows worker starts,
-visible (and pausable, triggerable) on the Temporal UI's Schedules page and in `nexus schedules list`."""
+"""Every Temporal Schedule of a deployment, in one place: created (or brought up to date) when the workflows
+worker starts, visible (and pausable, triggerable) on the Temporal UI's Schedules page and in `nexus schedules list`."""
 
 from __future__ import annotations
 
-import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -16,6 +16,8 @@ from temporalio.client import (
     ScheduleOverlapPolicy,
     SchedulePolicy,
     ScheduleSpec,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
 )
 
 from nexus.core.orchestration import (
@@ -55,8 +57,21 @@ async def ensure_schedules(client: Client, runtime: Runtime) -> None:
             spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
             policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
         )
-        with contextlib.suppress(ScheduleAlreadyRunningError):
+        try:
             await client.create_schedule(sid, schedule, rpc_timeout=RPC_TIMEOUT)
+        except ScheduleAlreadyRunningError:
+            await client.get_schedule_handle(sid).update(_keeping_state(schedule), rpc_timeout=RPC_TIMEOUT)
+
+
+def _keeping_state(schedule: Schedule) -> Callable[[ScheduleUpdateInput], ScheduleUpdate]:
+    """An existing schedule takes this deployment's definition (interval, timeouts) and arguments, sealed again
+    with the current primary key (so a retired key can go), keeping its state: paused by an operator stays so."""
+
+    def update(current: ScheduleUpdateInput) -> ScheduleUpdate:
+        schedule.state = current.description.schedule.state
+        return ScheduleUpdate(schedule=schedule)
+
+    return update
 
 
 @dataclass(frozen=True)

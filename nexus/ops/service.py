@@ -70,21 +70,43 @@ async def check_storage(store: ObjectStore, url: str) -> Check:
     return await _run("storage", probe)
 
 
+@dataclass(frozen=True)
+class QueueState:
+    """A task queue as Temporal sees it: workers polling, tasks waiting, and how long the oldest has waited."""
+
+    name: str
+    pollers: int
+    backlog: int
+    oldest_s: float
+
+
+async def queue_state(client: Client, name: str) -> QueueState:
+    pollers = backlog = 0
+    oldest = 0.0
+    for kind in (TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW):
+        resp = await client.workflow_service.describe_task_queue(
+            DescribeTaskQueueRequest(
+                namespace=client.namespace, task_queue=TaskQueue(name=name), task_queue_type=kind, report_stats=True
+            )
+        )
+        pollers = max(pollers, len(resp.pollers))
+        if resp.HasField("stats"):
+            backlog += resp.stats.approximate_backlog_count
+            oldest = max(oldest, resp.stats.approximate_backlog_age.ToTimedelta().total_seconds())
+    return QueueState(name, pollers, backlog, oldest)
+
+
 async def check_pollers(client: Client | None, queues: TaskQueues) -> list[Check]:
+    """Each queue has a worker; the detail shows its backlog (a gpu queue starving on a CPU machine shows here,
+    and its runs fail loudly when the queue wait passes its schedule-to-start timeout)."""
+
     async def probe(name: str) -> str:
         if client is None:
             raise ConnectionError("Temporal is not reachable")
-        found = 0
-        for kind in (TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW):
-            resp = await client.workflow_service.describe_task_queue(
-                DescribeTaskQueueRequest(
-                    namespace=client.namespace, task_queue=TaskQueue(name=name), task_queue_type=kind
-                )
-            )
-            found = max(found, len(resp.pollers))
-        if not found:
+        state = await queue_state(client, name)
+        if not state.pollers:
             raise RuntimeError(f"no worker is polling {name}: start `nexus worker --queue {name.split('-')[-1]}`")
-        return f"{name}: {found} poller(s)"
+        return f"{name}: {state.pollers} poller(s), {state.backlog} task(s) waiting, oldest {state.oldest_s:.0f} s"
 
     return list(
         await asyncio.gather(*(_run(f"queue:{q.value}", functools.partial(probe, queues.name(q))) for q in Queue))

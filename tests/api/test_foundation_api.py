@@ -31,6 +31,7 @@ async def test_ready_reports_every_component(api: httpx.AsyncClient) -> None:
     }
     assert all(c["ok"] for c in components.values())
     assert "pgvector" in components["database"]["detail"]
+    assert "task(s) waiting, oldest" in components["queue:gpu"]["detail"]  # the backlog, per queue
 
 
 async def test_api_routes_require_a_valid_key(api: httpx.AsyncClient, make_account: MakeAccount) -> None:

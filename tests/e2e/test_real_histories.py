@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 from temporalio.client import Client
 
+from nexus.core.codec import decode_history
 from tests.conftest import MakeAccount, chat_turn
 from tests.e2e.test_media_pipeline import ingest_upload
 from tests.workflows.scenarios import HISTORIES, history_json
@@ -36,7 +37,8 @@ async def test_real_runs_replay_against_the_current_code(
     runs = {"media_completed": submitted["workflow_id"], "chat_answered": turn[0][1]["workflow_id"]}
 
     for name, workflow_id in runs.items():
-        history = await temporal_client.get_workflow_handle(workflow_id).fetch_history()
+        stored = await temporal_client.get_workflow_handle(workflow_id).fetch_history()
+        history = await decode_history(stored, temporal_client.data_converter.payload_codec)  # as committed: plain
         result = await replayer().replay_workflow(history, raise_on_replay_failure=False)
         assert result.replay_failure is None, f"{name}: {result.replay_failure!r}"
         if RECORD:

@@ -105,13 +105,18 @@ def test_nexus_up_runs_everything_stops_cleanly_and_reuses_data(tmp_path: Path) 
     data_dir = tmp_path / "var"
     env, api, ui_port = _stack_env(data_dir)
     key_file = data_dir / "dev-api-key"
+    metrics_port = free_port()
 
-    with Up(env) as up:
+    with Up({**env, "NEXUS_WORKER_METRICS_PORT": str(metrics_port)}) as up:
         tree = _descendants(up.proc.pid)
         assert key_file.stat().st_mode & 0o777 == 0o600
         key = key_file.read_text().strip()
         ready = httpx.get(f"{api}/health/ready").json()
         assert ready["status"] == "ok" and not ready["failing"]
+        # Metrics: the API's own, and the Temporal SDK's from each worker process (the cpu worker's port is +1).
+        assert "nexus_queue_pollers" in httpx.get(f"{api}/metrics").text
+        sdk = httpx.get(f"http://127.0.0.1:{metrics_port + 1}/metrics", timeout=10).text
+        assert "temporal_" in sdk and "nexus-cpu" in sdk, sdk[:500]
         assert httpx.get(f"http://127.0.0.1:{ui_port}/", timeout=10).status_code == 200  # Temporal Web UI
         me = httpx.get(f"{api}/api/me", headers={"Authorization": f"Bearer {key}"})
         assert me.status_code == 200 and me.json()["is_admin"]

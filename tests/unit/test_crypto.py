@@ -73,3 +73,20 @@ def test_the_column_type_takes_sealed_values_only_and_never_shows_them() -> None
     sealed = Sealed(ring(new_key_entry()).seal("s3cr3t", CTX))
     assert column.process_bind_param(sealed, None) == sealed.text  # type: ignore[arg-type]
     assert "s3cr3t" not in repr(sealed) and sealed.text not in repr(sealed)
+
+
+def test_dropping_a_key_keeps_the_others_and_never_the_primary(tmp_path: Path) -> None:
+    from nexus.core.crypto import new_key_entry, parse_keys
+    from nexus.ops.keys import drop_key
+
+    primary, retired = new_key_entry(), new_key_entry()
+    keys = tmp_path / "secret-keys"
+    keys.write_text(f"{primary}\n{retired}\n")
+    [(primary_id, _), (retired_id, _)] = parse_keys(keys.read_text().replace("\n", ","))
+    with pytest.raises(ValueError, match="primary"):
+        drop_key(keys, primary_id)
+    drop_key(keys, retired_id)
+    assert [kid for kid, _ in parse_keys(keys.read_text().strip())] == [primary_id]
+    assert keys.stat().st_mode & 0o777 == 0o600
+    with pytest.raises(ValueError, match="no key"):
+        drop_key(keys, retired_id)
