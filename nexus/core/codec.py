@@ -29,8 +29,6 @@ from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.hashes import SHA256
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from google.protobuf.message import DecodeError, Message
 from temporalio.api.common.v1 import Payload
 from temporalio.api.failure.v1 import Failure
@@ -58,21 +56,6 @@ class PayloadDecryptionError(crypto.DecryptionError):
     """An encrypted payload could not be opened: its key is gone from the keyring, or it was altered."""
 
 
-def _material(ring: crypto.Keyring, kid: str) -> bytes:
-    """The raw key `kid` from the keyring, re-reading its file once for an id it does not know (a rotation by
-    another process). `Keyring` hands out only ciphers, so the bytes are read from it here."""
-    keys: dict[str, bytes] = ring._keys
-    if kid not in keys:
-        ring.reload()
-        keys = ring._keys
-    if kid not in keys:
-        raise PayloadDecryptionError(
-            f"a Temporal payload is encrypted with key {kid!r}, which is not in the keyring "
-            "(NEXUS_SECRET_KEYS or the data dir's secret-keys): restore it to read this history"
-        )
-    return keys[kid]
-
-
 class EncryptionCodec(PayloadCodec):
     """AES-256-GCM over whole payloads, keyed by the process keyring (see the module docstring)."""
 
@@ -83,11 +66,16 @@ class EncryptionCodec(PayloadCodec):
         self._ciphers: dict[tuple[str, bytes], AESGCM] = {}
 
     def _cipher(self, kid: str) -> AESGCM:
-        material = _material(self._keyring(), kid)
-        cipher = self._ciphers.get((kid, material))
+        try:
+            derived = self._keyring().derive(kid, HKDF_INFO)
+        except crypto.DecryptionError as exc:
+            raise PayloadDecryptionError(
+                f"a Temporal payload is encrypted with key {kid!r}, which is not in the keyring "
+                "(NEXUS_SECRET_KEYS or the data dir's secret-keys): restore it to read this history"
+            ) from exc
+        cipher = self._ciphers.get((kid, derived))
         if cipher is None:
-            derived = HKDF(algorithm=SHA256(), length=32, salt=None, info=HKDF_INFO).derive(material)
-            cipher = self._ciphers[(kid, material)] = AESGCM(derived)
+            cipher = self._ciphers[(kid, derived)] = AESGCM(derived)
         return cipher
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:

@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 if TYPE_CHECKING:
     from nexus.core.settings import Settings
@@ -100,6 +102,15 @@ class Keyring:
         if self._source is not None:
             with self._lock:
                 self._load(parse_keys(self._source.read_text()))
+
+    def derive(self, kid: str, info: bytes) -> bytes:
+        """A 256-bit subkey of key `kid` for another purpose (`info` names it: Temporal payloads), so no two uses
+        share key bytes and the raw keys never leave the keyring."""
+        if kid not in self._keys:
+            self.reload()
+        if kid not in self._keys:
+            raise DecryptionError(f"unknown key id {kid!r}: it was removed from the keyring")
+        return HKDF(algorithm=SHA256(), length=32, salt=None, info=info).derive(self._keys[kid])
 
     def _kek(self, kid: str) -> AESGCM:
         if kid not in self._keys:
