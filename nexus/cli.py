@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -43,9 +42,10 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def _logging() -> None:
-    logging.basicConfig(
-        level=get_settings().log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    from nexus.core.logs import configure
+
+    settings = get_settings()
+    configure(settings.log_level, settings.log_format)
 
 
 @app.command()

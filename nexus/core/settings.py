@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -142,6 +143,8 @@ class Settings(BaseSettings):
     cleanup_dry_run: bool = False
 
     log_level: str = "info"
+    # `json`: one object per line, with workflow id, run id and activity name on every line logged in an activity.
+    log_format: Literal["text", "json"] = "text"
 
     def concurrency(self, queue: str) -> int:
         """Concurrent activities for a worker on `queue` (a `nexus.core.orchestration.Queue` value)."""
