@@ -28,7 +28,7 @@ class BodyTooLarge(HTTPException):
         super().__init__(413, detail, headers={"Connection": "close"})
 
 
-CODEC_LIMIT = 16 * 2**20
+CODEC_LIMIT = 4 * 2**20  # a payload may be 2 MB in Temporal: base64 in JSON makes that ~2.7 MB
 
 
 class RequestLimits:

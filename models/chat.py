@@ -51,7 +51,10 @@ class Message(TimestampedModel, table=True):
 
 class ChatTurn(OwnedModel, table=True):
     __tablename__ = "chat_turns"
-    __table_args__ = (sa.UniqueConstraint("conversation_id", "turn"),)
+    __table_args__ = (
+        sa.UniqueConstraint("conversation_id", "turn"),
+        sa.Index("ix_chat_turns_created_at", "created_at"),
+    )
 
     conversation_id: uuid.UUID = Field(foreign_key="conversations.id", index=True, ondelete="CASCADE")
     turn: int
@@ -66,6 +69,7 @@ class TurnEvent(TimestampedModel, table=True):
     """Token stream of a turn, persisted so any API process can stream it and a reconnecting client can replay."""
 
     __tablename__ = "turn_events"
+    __table_args__ = (sa.Index("ix_turn_events_created_at", "created_at"),)  # metrics and cleanup: recent events
 
     seq: int = Field(sa_column=sa.Column(sa.BigInteger, sa.Identity(), unique=True, nullable=False))
     turn_id: uuid.UUID = Field(foreign_key="chat_turns.id", index=True, ondelete="CASCADE")

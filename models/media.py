@@ -136,6 +136,8 @@ class JobEvent(TimestampedModel, table=True):
     """Append-only progress log; `seq` orders events so WebSocket/SSE clients can resume from a cursor."""
 
     __tablename__ = "job_events"
+    # Metrics and cleanup read recent events across all jobs.
+    __table_args__ = (sa.Index("ix_job_events_created_at", "created_at"),)
 
     seq: int = Field(sa_column=sa.Column(sa.BigInteger, sa.Identity(), unique=True, nullable=False))
     job_id: uuid.UUID = Field(foreign_key="media_jobs.id", index=True, ondelete="CASCADE")

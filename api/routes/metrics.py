@@ -1,5 +1,6 @@
 """`GET /metrics` for Prometheus. Scrapers send no cookies: the endpoint takes `NEXUS_METRICS_TOKEN` as a bearer
-token when one is set, and otherwise answers only on loopback (a scraper on the same host or a sidecar)."""
+token when one is set (an empty value counts as unset), and otherwise answers only on loopback, to requests that
+did not come through a proxy (a scraper on the same host or a sidecar)."""
 
 from __future__ import annotations
 
@@ -16,14 +17,19 @@ router = APIRouter(tags=["operations"])
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
+def _forwarded(request: Request) -> bool:
+    """A reverse proxy on this host makes every client look like loopback: a forwarded request is not local."""
+    return any(h in request.headers for h in ("forwarded", "x-forwarded-for", "x-real-ip"))
+
+
 @router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
 async def metrics(request: Request, runtime: RuntimeDep) -> Response:
     token = runtime.settings.metrics_token
-    if token is not None:
+    if token is not None and token.get_secret_value():
         sent = request.headers.get("authorization", "")
         if not hmac.compare_digest(sent.encode(), f"Bearer {token.get_secret_value()}".encode()):
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "send NEXUS_METRICS_TOKEN as a bearer token")
-    elif (request.client.host if request.client else "") not in LOOPBACK:
+    elif (request.client.host if request.client else "") not in LOOPBACK or _forwarded(request):
         raise HTTPException(
             status.HTTP_403_FORBIDDEN, "metrics answer on loopback only: set NEXUS_METRICS_TOKEN to scrape remotely"
         )

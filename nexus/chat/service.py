@@ -15,6 +15,7 @@ from models import ChatTurn, Conversation, Message, TurnEvent, User
 from nexus.chat.contracts import ChainMode, ChatTurnInput
 from nexus.core.eventlog import follow
 from nexus.core.orchestration import CHAT_TURN_WORKFLOW, chat_turn_workflow_id
+from nexus.core.temporal import ui_summary
 from nexus.runtime import Runtime
 
 TERMINAL_KINDS = {"final", "error"}
@@ -61,7 +62,7 @@ async def start_turn(
         media_ids=media_ids,
         queues=runtime.queues,
     )
-    summary = f"Chat turn {turn.turn}: {' '.join(question.split())[:120]}"
+    summary = ui_summary(f"Chat turn {turn.turn}: {question}")
     details = (
         f"conversation `{turn.conversation_id}` · turn `{turn.id}` · providers {', '.join(providers) or 'default'}"
     )

@@ -62,3 +62,16 @@ async def run_status(client: Client, workflow_id: str) -> WorkflowExecutionStatu
 
 async def is_running(client: Client, workflow_id: str) -> bool:
     return await run_status(client, workflow_id) == WorkflowExecutionStatus.RUNNING
+
+
+SUMMARY_BYTES = 250
+"""Temporal limits a run's summary (400 bytes as stored; the payload codec adds ~90): room to spare."""
+
+
+def ui_summary(text: str) -> str:
+    """One line for the Temporal UI, clamped to SUMMARY_BYTES of UTF-8 (never mid-character)."""
+    line = " ".join(text.split())
+    encoded = line.encode()
+    if len(encoded) <= SUMMARY_BYTES:
+        return line
+    return encoded[: SUMMARY_BYTES - 3].decode(errors="ignore") + "…"

@@ -19,7 +19,7 @@ from nexus.core.db import lock_for_transaction
 from nexus.core.errors import BadInput
 from nexus.media.chunking import passages_of
 from nexus.media.repository import chunk_rows
-from nexus.media.service import latest_job
+from nexus.media.service import unfinished_job
 from nexus.runtime import Runtime
 
 SPEAKER_LABEL = re.compile(r"^S\d{1,2}$")
@@ -42,8 +42,7 @@ async def correct_segment(
     if media.status != MediaStatus.completed:
         raise NotReady(f"the item is {media.status}: correct it once processing has completed")
     await lock_for_transaction(session, f"transcript:{media.id}")  # one correction of an item at a time
-    running = await latest_job(session, media.id)
-    if running is not None and not MediaStatus(running.stage).terminal:
+    if await unfinished_job(session, media.id):
         # its swap would replace the corrected transcript: correct the new one instead
         raise NotReady("the item is being re-transcribed: correct it once that run has ended")
     segments = list(

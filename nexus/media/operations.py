@@ -130,7 +130,7 @@ async def retry_all(client: Client, runtime: Runtime, jobs: list[JobMatch]) -> O
                 continue
             try:
                 await service.retry(client, runtime, session, job)
-            except Unavailable as exc:
+            except (Unavailable, service.Busy) as exc:
                 outcome.skipped[str(match.id)] = str(exc)
                 continue
         outcome.done.append(match.id)

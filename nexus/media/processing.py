@@ -200,7 +200,7 @@ async def transcribe(
 
 
 async def _run_whisper(rt: Runtime, media: MediaItem, asked: dict[str, Any], progress: Progress) -> Transcript:
-    from nexus.media.transcribe import Options, transcribe_channels
+    from nexus.media.transcribe import Options, transcribe_channels, translate_file
     from nexus.media.transcribe import transcribe as run_whisper
 
     split = channels_key(media_prefix(media.owner_id, media.id))
@@ -208,12 +208,15 @@ async def _run_whisper(rt: Runtime, media: MediaItem, asked: dict[str, Any], pro
     with scratch_dir("stt") as tmp:
         wav = tmp / "audio.wav"
         await asyncio.to_thread(rt.store.get_file, split if by_channel else media.audio_key or "", wav)
+        # A speaker per channel is labelled by channel already; one channel is told apart by voice, when asked.
+        diarize = not by_channel and bool(asked.get("speakers") or rt.settings.diarize)
+        translate = bool(asked.get("translate", rt.settings.translate_to_english))
         options = Options(
             language=asked.get("language"),
             hotwords=", ".join(asked.get("vocabulary") or []) or None,
             prompt=asked.get("prompt") or None,
             model=asked.get("model") or "fast",
-            translate=bool(asked.get("translate", rt.settings.translate_to_english)),
+            translate=translate and not diarize,  # when diarizing, translate the segments speakers split (below)
         )
         run = transcribe_channels if by_channel else run_whisper
         result = await run_stoppable(
@@ -221,11 +224,12 @@ async def _run_whisper(rt: Runtime, media: MediaItem, asked: dict[str, Any], pro
                 rt.settings, wav, lambda done, total: progress(done / total if total else 0.0), stop, options
             )
         )
-        # A speaker per channel is labelled by channel already; one channel is told apart by voice, when asked.
-        if not by_channel and result.segments and (asked.get("speakers") or rt.settings.diarize):
+        if diarize and result.segments:
             from nexus.media.diarize import label_speakers
 
             await run_stoppable(lambda stop: label_speakers(rt.settings, wav, result, asked.get("speakers"), stop))
+            if translate:
+                await run_stoppable(lambda stop: translate_file(rt.settings, wav, result, stop))
         return result
 
 

@@ -28,7 +28,7 @@ from nexus.core.orchestration import (
     SA_USER_ID,
     media_workflow_id,
 )
-from nexus.core.temporal import RPC_TIMEOUT, is_running, run_status
+from nexus.core.temporal import RPC_TIMEOUT, is_running, run_status, ui_summary
 from nexus.media.contracts import MediaPipelineInput, PipelineResult
 from nexus.media.repository import media_prefix, record
 from nexus.runtime import Runtime
@@ -129,7 +129,7 @@ def run_summary(media: MediaItem, job: MediaJob) -> tuple[str, str]:
         parts = urlsplit(media.source_url)
         source = f"{parts.hostname or ''}{parts.path}" if parts.scheme in ("http", "https") else str(media.source_type)
     verb = "Re-transcribe" if job.kind == JobKind.retranscribe else "Process"
-    summary = f"{verb} {media.title or source}"[:200]
+    summary = ui_summary(f"{verb} {media.title or source}")
     details = "\n".join(
         [
             f"**{media.source_type}**: {source}",
@@ -206,14 +206,24 @@ async def retry(client: Client, runtime: Runtime, session: AsyncSession, job: Me
     job left `pending` with no run behind it."""
     media = await session.get(MediaItem, job.media_id)
     assert media is not None
+    # Under the item's transcript lock, and `pending` in the same transaction: a correction cannot slip in
+    # between (the retried run's swap would erase it), nor a second retry or re-transcription.
+    await lock_for_transaction(session, f"transcript:{media.id}")
+    if job.kind == JobKind.retranscribe and await _newer_job(session, job):
+        raise Busy("a newer run of this item replaced this re-transcription: start a new one instead of retrying")
     previous, run = MediaStatus(job.stage), job.attempts + 1
+    job.stage, job.progress, job.stage_attempt = MediaStatus.pending, 0, 1
     job.error = None
     job.finished_at = None
     job.updated_at = utcnow()
     media.error = None
-    await session.flush()
+    if job.kind == JobKind.process:  # a re-transcription leaves the item completed meanwhile
+        media.status = MediaStatus.pending
+    event = JobEvent(  # type: ignore[call-arg]
+        job_id=job.id, stage=MediaStatus.pending, progress=0, message=f"retry requested (run {run})"
+    )
+    await append(session, job.id, event)
     await session.commit()
-    await record(runtime.engine, job.id, MediaStatus.pending, message=f"retry requested (run {run})")
     try:
         await start_pipeline(client, runtime, media, job)
     except Exception as exc:
@@ -221,6 +231,22 @@ async def retry(client: Client, runtime: Runtime, session: AsyncSession, job: Me
         raise exc if isinstance(exc, Unavailable) else Unavailable("Temporal", str(exc)) from exc
     async with session_scope(runtime.engine) as s:
         await s.execute(update(MediaJob).where(col(MediaJob.id) == job.id).values(attempts=col(MediaJob.attempts) + 1))
+
+
+async def _newer_job(session: AsyncSession, job: MediaJob) -> bool:
+    newer = await session.execute(
+        select(func.count()).where(col(MediaJob.media_id) == job.media_id, col(MediaJob.started_at) > job.started_at)
+    )
+    return bool(newer.scalar_one())
+
+
+async def unfinished_job(session: AsyncSession, media_id: uuid.UUID) -> bool:
+    """Whether any run of the item is queued or running (not only its latest job: an older one may be retried)."""
+    terminal = [s for s in MediaStatus if s.terminal]
+    found = await session.execute(
+        select(func.count()).where(col(MediaJob.media_id) == media_id, col(MediaJob.stage).not_in(terminal))
+    )
+    return bool(found.scalar_one())
 
 
 # How a run that ended without telling the job (terminated in the Temporal UI, or unable to reach Postgres at the

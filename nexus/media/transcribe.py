@@ -305,30 +305,45 @@ def _transcribe(
     options: Options,
 ) -> Transcript:
     heard = _hear(settings, samples, on_progress, stop, options)
-    if not options.translate or all(s.language in (None, "en") for s in heard.segments):
-        return heard
+    if options.translate:
+        add_translation(settings, samples, heard, stop)
+    return heard
+
+
+def translate_file(settings: Settings, audio: Path, transcript: Transcript, stop: StopToken | None = None) -> None:
+    """`add_translation` for a transcript made earlier from `audio` (blocking)."""
+    from faster_whisper.audio import decode_audio
+
+    add_translation(settings, decode_audio(str(audio), sampling_rate=SAMPLE_RATE), transcript, stop)
+
+
+def add_translation(settings: Settings, samples: np.ndarray, transcript: Transcript, stop: StopToken | None) -> None:
+    """English beside every segment in another language (see `translate`), or a warning saying why not. Run it
+    on the final segments (after speaker labels split them): a translation belongs to the segment it was made for."""
+    if all(s.language in (None, "en") for s in transcript.segments):
+        return
     model = load_multilingual(settings)
     if model is None:
-        heard.warnings.append(
+        transcript.warnings.append(
             "no English translation: it needs a multilingual model (NEXUS_WHISPER_MULTILINGUAL_MODEL)"
         )
-        return heard
-    heard.segments = translate(model, samples, heard.segments, stop)
-    heard.models += [f"{_name(settings, False)} (translate)"]
-    return heard
+        return
+    transcript.segments = translate(model, samples, transcript.segments, stop)
+    transcript.models += [f"{_name(settings, False)} (translate)"]
 
 
 def translate(model: Any, samples: np.ndarray, segments: list[Segment], stop: StopToken | None) -> list[Segment]:
     """English for each segment in another language, from Whisper's translate task on the audio (not on the
-    transcript text). Runs of such segments are translated in windows of up to 30 s, and each translated
-    sentence goes to the segment it overlaps most."""
+    transcript text). Runs of adjacent segments in one language are translated in windows of up to 30 s (never
+    across speech in another language), and each translated sentence goes to the segment it overlaps most."""
     out = list(segments)
     runs: list[list[int]] = []
     for i, seg in enumerate(segments):
         if seg.language in (None, "en"):
             continue
         run = runs[-1] if runs else None
-        if run and segments[run[-1]].language == seg.language and seg.end - segments[run[0]].start <= WINDOW_S:
+        adjacent = run is not None and run[-1] == i - 1 and segments[run[-1]].language == seg.language
+        if run and adjacent and seg.end - segments[run[0]].start <= WINDOW_S:
             run.append(i)
         else:
             runs.append([i])
@@ -346,8 +361,10 @@ def translate(model: Any, samples: np.ndarray, segments: list[Segment], stop: St
         parts: dict[int, list[str]] = {i: [] for i in run}
         for piece in raw:
             a, b, text = piece.start + start, piece.end + start, piece.text.strip()
-            if text:
-                best = max(run, key=lambda i: min(b, segments[i].end) - max(a, segments[i].start))
+            if not text:
+                continue
+            best = max(run, key=lambda i: min(b, segments[i].end) - max(a, segments[i].start))
+            if min(b, segments[best].end) - max(a, segments[best].start) > 0:  # else it is nobody's speech
                 parts[best].append(text)
         for i, texts in parts.items():
             out[i] = replace(segments[i], translation=" ".join(texts) or None)

@@ -9,6 +9,7 @@ Temporal's own SDK metrics come from each worker's Prometheus endpoint (`NEXUS_W
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -19,6 +20,7 @@ from temporalio.client import Client
 
 from nexus.core.db import session_scope
 from nexus.core.orchestration import Queue
+from nexus.core.temporal import RPC_TIMEOUT
 from nexus.ops.service import queue_state
 from nexus.runtime import Runtime
 
@@ -33,10 +35,16 @@ LATENCY = Histogram(
 )  # fmt: skip
 WINDOW = "24 hours"  # durations and first-token times are quantiles over this recent window
 
+# Progress is an event a second within a stage: a stage's time runs from the event that entered it to the next
+# event of another stage.
 _STAGE_DURATIONS = f"""
-    WITH steps AS (
-        SELECT stage, extract(epoch FROM lead(created_at) OVER (PARTITION BY job_id ORDER BY seq) - created_at) AS s
+    WITH recent AS (
+        SELECT job_id, seq, stage, created_at,
+               stage IS DISTINCT FROM lag(stage) OVER (PARTITION BY job_id ORDER BY seq) AS entered
         FROM job_events WHERE created_at > now() - interval '{WINDOW}'
+    ), steps AS (
+        SELECT stage, extract(epoch FROM lead(created_at) OVER (PARTITION BY job_id ORDER BY seq) - created_at) AS s
+        FROM recent WHERE entered
     )
     SELECT stage, count(*),
            percentile_cont(0.5) WITHIN GROUP (ORDER BY s), percentile_cont(0.95) WITHIN GROUP (ORDER BY s)
@@ -52,7 +60,11 @@ _FIRST_TOKEN = f"""
     FROM firsts"""
 
 
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "WS"})
+
+
 def observe_request(route: str, method: str, status: int, seconds: float) -> None:
+    method = method if method in METHODS else "OTHER"  # any token is a method to uvicorn: bound the label set
     REQUESTS.labels(route, method, str(status)).inc()
     LATENCY.labels(route, method).observe(seconds)
 
@@ -106,7 +118,10 @@ async def _queue_families(client: Client | None, runtime: Runtime) -> list[Metri
     pollers = GaugeMetricFamily("nexus_queue_pollers", "Workers polling each task queue", labels=["queue"])
     if client is not None:
         for queue in (runtime.queues.name(q) for q in Queue):
-            state = await queue_state(client, queue)
+            try:
+                state = await asyncio.wait_for(queue_state(client, queue), RPC_TIMEOUT.total_seconds())
+            except Exception:  # Temporal slow or down: the other metrics still answer; this queue is left out
+                continue
             backlog.add_metric([queue], state.backlog)
             age.add_metric([queue], state.oldest_s)
             pollers.add_metric([queue], state.pollers)

@@ -49,3 +49,9 @@ async def test_metrics_show_requests_by_route_jobs_stages_and_queues(
     with overridden(runtime.settings, metrics_token=SecretStr("scrape-me")):
         assert (await api.get("/metrics")).status_code == 401
         assert (await api.get("/metrics", headers={"Authorization": "Bearer scrape-me"})).status_code == 200
+    with overridden(runtime.settings, metrics_token=SecretStr("")):  # compose's unset default: as if no token
+        assert (await api.get("/metrics")).status_code == 200
+    # Through a proxy on this host every client looks local: a forwarded request is not.
+    assert (await api.get("/metrics", headers={"X-Forwarded-For": "203.0.113.9"})).status_code == 403
+    assert (await api.request("BREW", "/metrics")).status_code >= 400  # an odd method...
+    assert 'method="BREW"' not in (await api.get("/metrics")).text  # ...is not a label of its own
