@@ -26,6 +26,7 @@ import numpy as np
 from nexus.core.settings import Settings
 from nexus.core.stopping import Stopped, StopToken
 from nexus.media.transcribe import SAMPLE_RATE, Segment, Transcript, Word, _device, _speech
+from nexus.media.vocabulary import NO_SPACES
 
 WINDOW_S = 1.5  # what one embedding hears: long enough for a stable voice print, short enough for quick turns
 HOP_S = 0.75  # windows overlap by half: a turn change is located to within this
@@ -42,7 +43,6 @@ BREAK_S = 0.3  # a sentence's or segment's end counts as a pause this much longe
 SENTENCE_ENDS = (".", "?", "!", "\u3002", "\uff1f", "\uff01")  # and the CJK full stop, question, exclamation marks
 BATCH = 128  # windows per forward pass of the encoder
 MAX_PIECE_S = 120.0  # speech embedded at once, at most (librosa's STFT of it is held whole: 10 MB a minute)
-NO_SPACES = frozenset({"zh", "ja", "th", "lo", "my", "km", "yue", "bo"})  # languages written without spaces
 
 
 class DiarizationError(Exception):

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from nexus.media.vocabulary import NO_SPACES
+
 MAX_CUE_CHARS = 84  # two lines of 42: the usual subtitle limit
 MAX_CUE_S = 7.0
 FORMATS = {"srt": "application/x-subrip", "vtt": "text/vtt", "txt": "text/plain", "json": "application/json"}
@@ -44,20 +46,21 @@ def cues(lines: Sequence[Line]) -> list[Cue]:
         if not line.words:
             out.append(Cue(line.start, line.end, line.text, line.speaker))
             continue
+        joiner = "" if line.language in NO_SPACES else " "
         words: list[Sequence[Any]] = []
         for word in line.words:
-            text = " ".join(str(w[0]) for w in [*words, word])
+            text = joiner.join(str(w[0]) for w in [*words, word])
             if words and (len(text) > MAX_CUE_CHARS or float(word[2]) - float(words[0][1]) > MAX_CUE_S):
-                out.append(_cue(words, line.speaker))
+                out.append(_cue(words, line.speaker, joiner))
                 words = []
             words.append(word)
         if words:
-            out.append(_cue(words, line.speaker))
+            out.append(_cue(words, line.speaker, joiner))
     return out
 
 
-def _cue(words: Sequence[Sequence[Any]], speaker: str | None) -> Cue:
-    return Cue(float(words[0][1]), float(words[-1][2]), " ".join(str(w[0]) for w in words), speaker)
+def _cue(words: Sequence[Sequence[Any]], speaker: str | None, joiner: str) -> Cue:
+    return Cue(float(words[0][1]), float(words[-1][2]), joiner.join(str(w[0]) for w in words), speaker)
 
 
 def _clock(seconds: float, sep: str) -> str:

@@ -34,6 +34,10 @@ WHISPER_LANGUAGES = frozenset(
 )
 
 
+NO_SPACES = frozenset({"zh", "ja", "th", "lo", "my", "km", "yue", "bo"})
+"""Languages written without spaces between words: their words are joined without one."""
+
+
 def whisper_languages() -> frozenset[str]:
     return WHISPER_LANGUAGES
 

@@ -31,3 +31,9 @@ def test_text_shows_time_speaker_and_translation() -> None:
     lines = [Line(65.2, 70.0, "Hola.", "S2", "es", "Hello.")]
     assert txt(lines) == "[00:01:05] S2: Hola.\n           (en) Hello.\n"
     assert txt([]) == ""
+
+
+def test_words_of_a_language_written_without_spaces_are_joined_without_them() -> None:
+    words = [["今日は", 0.0, 0.5, 0.9], ["晴れ", 0.5, 0.9, 0.9], ["です", 0.9, 1.2, 0.9]]
+    [cue] = cues([Line(0.0, 1.2, "今日は晴れです", language="ja", words=words)])
+    assert cue.text == "今日は晴れです"
