@@ -141,6 +141,8 @@ class Settings(BaseSettings):
     # scheduled runs only count (and log) what they would delete.
     chat_events_retention_days: int = Field(default=30, ge=1)
     cleanup_dry_run: bool = False
+    # ...and re-transcription drafts of runs that ended are kept this many days.
+    draft_retention_days: int = Field(default=30, ge=1)
 
     log_level: str = "info"
     # `json`: one object per line, with workflow id, run id and activity name on every line logged in an activity.

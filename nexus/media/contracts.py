@@ -79,6 +79,7 @@ class CleanupReport(BaseModel):
     rate_limits: int = 0  # attempt counters of windows that have closed
     turn_events: int = 0  # old token events of finished chat turns (their terminal event is kept)
     orphaned_media: int = 0  # media items with stored objects but no row (objects removed per item)
+    drafts: int = 0  # re-transcription drafts of runs that ended long ago
 
     @property
     def total(self) -> int:

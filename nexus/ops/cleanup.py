@@ -29,7 +29,18 @@ from sqlalchemy import ColumnElement, delete, func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
-from models import ChatTurn, OAuthState, RateLimitHit, Session, TurnEvent, User, WsTicket
+from models import (
+    ChatTurn,
+    MediaJob,
+    MediaStatus,
+    OAuthState,
+    RateLimitHit,
+    Session,
+    TranscriptDraft,
+    TurnEvent,
+    User,
+    WsTicket,
+)
 from models.base import utcnow
 from nexus.core.db import session_scope
 from nexus.identity.ratelimit import WINDOW
@@ -106,6 +117,16 @@ async def old_turn_events(
     return await _purge(engine, TurnEvent, [col(TurnEvent.id)], where, dry_run=dry_run, batch=batch)
 
 
+async def old_drafts(
+    engine: AsyncEngine, retention: timedelta, *, now: datetime, dry_run: bool = False, batch: int = BATCH
+) -> int:
+    """Re-transcription drafts older than `retention` whose run has ended: applied ones hold only the enrichment
+    that was swapped in, and a failed run this old is not going to be retried (a retry would simply redo it)."""
+    ended = select(col(MediaJob.id)).where(col(MediaJob.stage).in_([s for s in MediaStatus if s.terminal]))
+    where = (col(TranscriptDraft.created_at) < now - retention) & col(TranscriptDraft.job_id).in_(ended)
+    return await _purge(engine, TranscriptDraft, [col(TranscriptDraft.id)], where, dry_run=dry_run, batch=batch)
+
+
 async def run_cleanup(
     runtime: Runtime, *, dry_run: bool = False, now: datetime | None = None, batch: int = BATCH
 ) -> CleanupReport:
@@ -125,6 +146,9 @@ async def run_cleanup(
             engine, timedelta(days=settings.chat_events_retention_days), now=now, dry_run=dry_run, batch=batch
         ),
         orphaned_media=await sweep_orphans(runtime, dry_run=dry_run),
+        drafts=await old_drafts(
+            engine, timedelta(days=settings.draft_retention_days), now=now, dry_run=dry_run, batch=batch
+        ),
     )
     counts = report.model_dump()
     log.info(

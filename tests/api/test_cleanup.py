@@ -21,12 +21,16 @@ from temporalio.client import Client
 from models import (
     ChatTurn,
     Conversation,
+    JobKind,
     MediaItem,
+    MediaJob,
+    MediaStatus,
     Message,
     OAuthState,
     RateLimitHit,
     Session,
     SourceType,
+    TranscriptDraft,
     TurnEvent,
     User,
     WsTicket,
@@ -143,6 +147,20 @@ async def seed(runtime: Runtime, make_account: MakeAccount, now: datetime) -> Se
         }
         live_item = MediaItem(owner_id=owner.user.id, source_type=SourceType.file)
         session.add(live_item)
+        await session.flush()
+
+        def draft(stage: MediaStatus, age: timedelta) -> uuid.UUID:
+            job = MediaJob(
+                media_id=live_item.id, owner_id=owner.user.id, workflow_id=f"media-{live_item.id}",
+                kind=JobKind.retranscribe, stage=stage,
+            )  # fmt: skip
+            session.add(job)
+            row = TranscriptDraft(job_id=job.id, media_id=live_item.id, owner_id=owner.user.id, created_at=now - age)
+            session.add(row)
+            return row.id
+
+        s.expired["drafts"] = {draft(MediaStatus.failed, old), draft(MediaStatus.completed, old)}
+        s.live["drafts"] = {draft(MediaStatus.transcribing, old), draft(MediaStatus.failed, recent)}  # running; recent
 
     root = Path(runtime.settings.objects_url.removeprefix("file://"))
     two_hours_ago = time.time() - 7200  # past the sweep's one-hour upload grace
@@ -164,6 +182,7 @@ async def present(runtime: Runtime, seeded: Seeded) -> dict[str, set[Any]]:
         "oauth_states": OAuthState,
         "ws_tickets": WsTicket,
         "turn_events": TurnEvent,
+        "drafts": TranscriptDraft,
     }
     found: dict[str, set[Any]] = {}
     async with session_scope(runtime.engine) as session:
