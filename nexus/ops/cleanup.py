@@ -43,6 +43,7 @@ from models import (
 )
 from models.base import utcnow
 from nexus.core.db import session_scope
+from nexus.identity import audit
 from nexus.identity.ratelimit import WINDOW
 from nexus.media.contracts import CleanupReport
 from nexus.media.service import sweep_orphans
@@ -151,6 +152,8 @@ async def run_cleanup(
         ),
     )
     counts = report.model_dump()
+    if not dry_run:  # what /metrics sums as nexus_cleanup_deleted_total{kind}
+        await audit.record_now(engine, "ops.cleanup", target_type="cleanup", details=counts)
     log.info(
         "cleanup %s",
         " ".join(f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in counts.items()),

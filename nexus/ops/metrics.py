@@ -91,6 +91,9 @@ async def _work_families(runtime: Runtime) -> list[Metric]:
         labels=["quantile"],
     )  # fmt: skip
     refresh = CounterMetricFamily("nexus_token_refreshes", "OAuth token refreshes by outcome", labels=["outcome"])
+    cleaned = CounterMetricFamily(
+        "nexus_cleanup_deleted", "Rows and items the cleanup schedule deleted", labels=["kind"]
+    )
     async with session_scope(runtime.engine) as session:
         for stage, count in (
             await session.execute(text("SELECT stage, count(*) FROM media_jobs GROUP BY stage"))
@@ -109,7 +112,15 @@ async def _work_families(runtime: Runtime) -> list[Metric]:
         )
         for outcome, n in outcomes.all():
             refresh.add_metric([outcome], n)
-    return [jobs, durations, steps, first, refresh]
+        deleted = await session.execute(
+            text(
+                "SELECT key, sum(value::bigint) FROM audit_log, jsonb_each_text(details) "
+                "WHERE action = 'ops.cleanup' AND key <> 'dry_run' GROUP BY key"
+            )
+        )
+        for kind, n in deleted.all():
+            cleaned.add_metric([kind], n)
+    return [jobs, durations, steps, first, refresh, cleaned]
 
 
 async def _queue_families(client: Client | None, runtime: Runtime) -> list[Metric]:

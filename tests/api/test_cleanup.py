@@ -19,6 +19,7 @@ from sqlmodel import col
 from temporalio.client import Client
 
 from models import (
+    AuditLog,
     ChatTurn,
     Conversation,
     JobKind,
@@ -222,6 +223,14 @@ async def test_a_dry_run_counts_and_a_real_run_deletes_exactly_what_expired(
     assert await present(runtime, seeded) == seeded.live
     assert not any(runtime.store.exists(k) for k in seeded.objects_gone)
     assert all(runtime.store.exists(k) for k in seeded.objects_kept)  # a live item's, and one still uploading
+
+    async with session_scope(runtime.engine) as session:  # each real run is recorded, for /metrics to count
+        logged = (
+            await session.execute(
+                select(AuditLog.details).where(col(AuditLog.action) == "ops.cleanup").order_by(col(AuditLog.created_at))
+            )
+        ).scalars().all()  # fmt: skip
+    assert logged[-1] == report.model_dump() and all(not d["dry_run"] for d in logged)
 
     again = await run_cleanup(runtime, dry_run=True, now=now)  # nothing expired is left
     assert {kind: getattr(again, kind) for kind in seeded.expired} == dict.fromkeys(seeded.expired, 0)

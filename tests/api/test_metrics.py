@@ -13,6 +13,7 @@ from models.base import utcnow
 from nexus.core.db import session_scope
 from nexus.core.eventlog import append
 from nexus.core.orchestration import Queue
+from nexus.ops.cleanup import run_cleanup
 from nexus.runtime import Runtime
 from tests.conftest import MakeAccount, overridden
 
@@ -43,6 +44,8 @@ async def test_metrics_show_requests_by_route_jobs_stages_and_queues(
     assert "/api/media/" + "0" not in body and "nexus_http_request_duration_seconds_bucket" in body
     assert 'nexus_jobs{stage="enriching"}' in body
     assert 'nexus_stage_duration_seconds{quantile="0.95",stage="transcribing"}' in body
+    await run_cleanup(runtime)  # a real cleanup run: its deletions are counted
+    assert 'nexus_cleanup_deleted_total{kind="sessions"}' in (await api.get("/metrics")).text
     gpu = runtime.queues.name(Queue.gpu)
     assert f'nexus_queue_backlog{{queue="{gpu}"}}' in body and f'nexus_queue_pollers{{queue="{gpu}"}}' in body
 
