@@ -18,13 +18,12 @@ from temporalio.client import Client
 
 from models import JobEvent, MediaItem, MediaJob, MediaStatus
 from models.base import utcnow
+from models.media import TERMINAL
 from nexus.core.db import session_scope
 from nexus.core.errors import Unavailable
 from nexus.core.orchestration import media_workflow_id
 from nexus.media import service
 from nexus.runtime import Runtime
-
-TERMINAL = [s for s in MediaStatus if s.terminal]
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Any, overload
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
 
 from models import (
@@ -67,37 +67,51 @@ async def record(
     Progress never goes backwards within a run (a retried step restarts its own count at 0; the client keeps
     seeing the furthest point reached), and `attempt`, the Temporal attempt of the step reporting, counts every
     re-execution of a step in `attempts`: a worker lost mid-transcription shows as a second attempt."""
+    async with session_scope(engine) as session:
+        await record_in(session, job_id, stage, fraction, message=message, error=error, attempt=attempt)
+
+
+async def record_in(
+    session: AsyncSession,
+    job_id: uuid.UUID,
+    stage: MediaStatus,
+    fraction: float = 0.0,
+    *,
+    message: str | None = None,
+    error: str | None = None,
+    attempt: int | None = None,
+) -> None:
+    """`record` in the caller's transaction (a retry moves to `pending` under the item's lock with its checks)."""
     progress = overall_progress(stage, fraction)
     terminal = stage.terminal
-    async with session_scope(engine) as session:
-        job = (
-            await session.execute(select(MediaJob).where(col(MediaJob.id) == job_id).with_for_update())
-        ).scalar_one_or_none()
-        if job is None:
-            return  # deleted meanwhile; nothing to report to
-        if stage is not MediaStatus.pending and not terminal:  # `pending` starts a new run from 0
-            progress = max(progress, job.progress)
-        values: dict[str, object] = {"stage": stage, "progress": progress, "updated_at": utcnow()}
-        if stage != job.stage:
-            values["stage_attempt"] = attempt or 1
-        elif attempt is not None and attempt > job.stage_attempt:
-            values["stage_attempt"] = attempt
-            values["attempts"] = job.attempts + attempt - job.stage_attempt
-            message = message or f"{stage}: attempt {attempt} (the previous one was lost or failed)"
+    job = (
+        await session.execute(select(MediaJob).where(col(MediaJob.id) == job_id).with_for_update())
+    ).scalar_one_or_none()
+    if job is None:
+        return  # deleted meanwhile; nothing to report to
+    if stage is not MediaStatus.pending and not terminal:  # `pending` starts a new run from 0
+        progress = max(progress, job.progress)
+    values: dict[str, object] = {"stage": stage, "progress": progress, "updated_at": utcnow()}
+    if stage != job.stage:
+        values["stage_attempt"] = attempt or 1
+    elif attempt is not None and attempt > job.stage_attempt:
+        values["stage_attempt"] = attempt
+        values["attempts"] = job.attempts + attempt - job.stage_attempt
+        message = message or f"{stage}: attempt {attempt} (the previous one was lost or failed)"
+    if terminal:
+        values["finished_at"] = utcnow()
+        values["error"] = error
+    await session.execute(update(MediaJob).where(col(MediaJob.id) == job_id).values(**values))
+    if job.kind == JobKind.process:  # a re-transcription leaves the item completed (and its transcript) as is
+        media_values: dict[str, object] = {"status": stage, "updated_at": utcnow()}
         if terminal:
-            values["finished_at"] = utcnow()
-            values["error"] = error
-        await session.execute(update(MediaJob).where(col(MediaJob.id) == job_id).values(**values))
-        if job.kind == JobKind.process:  # a re-transcription leaves the item completed (and its transcript) as is
-            media_values: dict[str, object] = {"status": stage, "updated_at": utcnow()}
-            if terminal:
-                media_values["error"] = error
-            await session.execute(update(MediaItem).where(col(MediaItem.id) == job.media_id).values(**media_values))
-        # `seq` is drawn by the database (an identity column); SQLModel's Field cannot mark it init=False.
-        event = JobEvent(  # type: ignore[call-arg]
-            job_id=job_id, stage=stage, progress=progress, terminal=terminal, message=error or message
-        )
-        await append(session, job_id, event)
+            media_values["error"] = error
+        await session.execute(update(MediaItem).where(col(MediaItem.id) == job.media_id).values(**media_values))
+    # `seq` is drawn by the database (an identity column); SQLModel's Field cannot mark it init=False.
+    event = JobEvent(  # type: ignore[call-arg]
+        job_id=job_id, stage=stage, progress=progress, terminal=terminal, message=error or message
+    )
+    await append(session, job_id, event)
 
 
 async def stream_events(engine: AsyncEngine, job_id: uuid.UUID) -> AsyncIterator[JobEvent]:
@@ -259,7 +273,7 @@ def _segment_rows(media: MediaItem, transcript: Transcript) -> list[TranscriptSe
             speaker=_clip(seg.speaker, 100),
             language=_clip(seg.language, 16),
             text=seg.text,
-            words=[[w.word, w.start, w.end, w.probability] for w in seg.words],
+            words=seg.word_rows(),
             translation=seg.translation,
         )
         for i, seg in enumerate(transcript.segments)

@@ -18,6 +18,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from models import JobEvent, JobKind, MediaItem, MediaJob, MediaStatus
 from models.base import utcnow
+from models.media import TERMINAL
 from nexus.core.db import lock_for_transaction, session_scope
 from nexus.core.errors import Unavailable
 from nexus.core.eventlog import append
@@ -30,21 +31,29 @@ from nexus.core.orchestration import (
 )
 from nexus.core.temporal import RPC_TIMEOUT, is_running, run_status, ui_summary
 from nexus.media.contracts import MediaPipelineInput, PipelineResult
-from nexus.media.repository import media_prefix, record
+from nexus.media.repository import media_prefix, record, record_in
 from nexus.runtime import Runtime
 
 
-async def create_job(session: AsyncSession, media: MediaItem) -> MediaJob:
+async def create_job(
+    session: AsyncSession,
+    media: MediaItem,
+    kind: JobKind = JobKind.process,
+    request: dict[str, Any] | None = None,
+    message: str = "queued",
+) -> MediaJob:
     job = MediaJob(
         media_id=media.id,
         owner_id=media.owner_id,
         workspace_id=media.workspace_id,
         workflow_id=media_workflow_id(media.id),
+        kind=kind,
+        request=request,
     )
     session.add(job)
     await session.flush()
     # `seq` is drawn by the database (an identity column); SQLModel's Field cannot mark it init=False.
-    event = JobEvent(job_id=job.id, stage=MediaStatus.pending, progress=0, message="queued")  # type: ignore[call-arg]
+    event = JobEvent(job_id=job.id, stage=MediaStatus.pending, progress=0, message=message)  # type: ignore[call-arg]
     await append(session, job.id, event)
     return job
 
@@ -62,10 +71,9 @@ async def check_capacity(session: AsyncSession, runtime: Runtime, user_id: uuid.
     held until the caller commits its new job), so a burst of uploads cannot all slip under the limit."""
     limit = runtime.settings.max_inflight_per_user
     await lock_for_transaction(session, f"ingest:{user_id}")
-    terminal = [s for s in MediaStatus if s.terminal]
     inflight = (
         await session.execute(
-            select(func.count()).where(col(MediaJob.owner_id) == user_id, col(MediaJob.stage).not_in(terminal))
+            select(func.count()).where(col(MediaJob.owner_id) == user_id, col(MediaJob.stage).not_in(TERMINAL))
         )
     ).scalar_one()
     if inflight >= limit:
@@ -90,23 +98,9 @@ async def retranscribe(
         )
     await lock_for_transaction(session, f"transcript:{media.id}")  # two requests at once: one run
     await check_capacity(session, runtime, media.owner_id)
-    latest = await latest_job(session, media.id)
-    if (latest and not MediaStatus(latest.stage).terminal) or await is_running(client, media_workflow_id(media.id)):
+    if await unfinished_job(session, media.id) or await is_running(client, media_workflow_id(media.id)):
         raise Busy("this item is being processed already: wait for that run to end, or cancel it")
-    job = MediaJob(
-        media_id=media.id,
-        owner_id=media.owner_id,
-        workspace_id=media.workspace_id,
-        workflow_id=media_workflow_id(media.id),
-        kind=JobKind.retranscribe,
-        request=request,
-    )
-    session.add(job)
-    await session.flush()
-    event = JobEvent(  # type: ignore[call-arg]
-        job_id=job.id, stage=MediaStatus.pending, progress=0, message="re-transcription requested"
-    )
-    await append(session, job.id, event)
+    job = await create_job(session, media, JobKind.retranscribe, request, "re-transcription requested")
     await session.commit()
     try:
         await start_pipeline(client, runtime, media, job)
@@ -212,17 +206,10 @@ async def retry(client: Client, runtime: Runtime, session: AsyncSession, job: Me
     if job.kind == JobKind.retranscribe and await _newer_job(session, job):
         raise Busy("a newer run of this item replaced this re-transcription: start a new one instead of retrying")
     previous, run = MediaStatus(job.stage), job.attempts + 1
-    job.stage, job.progress, job.stage_attempt = MediaStatus.pending, 0, 1
     job.error = None
     job.finished_at = None
-    job.updated_at = utcnow()
     media.error = None
-    if job.kind == JobKind.process:  # a re-transcription leaves the item completed meanwhile
-        media.status = MediaStatus.pending
-    event = JobEvent(  # type: ignore[call-arg]
-        job_id=job.id, stage=MediaStatus.pending, progress=0, message=f"retry requested (run {run})"
-    )
-    await append(session, job.id, event)
+    await record_in(session, job.id, MediaStatus.pending, message=f"retry requested (run {run})")
     await session.commit()
     try:
         await start_pipeline(client, runtime, media, job)
@@ -242,9 +229,8 @@ async def _newer_job(session: AsyncSession, job: MediaJob) -> bool:
 
 async def unfinished_job(session: AsyncSession, media_id: uuid.UUID) -> bool:
     """Whether any run of the item is queued or running (not only its latest job: an older one may be retried)."""
-    terminal = [s for s in MediaStatus if s.terminal]
     found = await session.execute(
-        select(func.count()).where(col(MediaJob.media_id) == media_id, col(MediaJob.stage).not_in(terminal))
+        select(func.count()).where(col(MediaJob.media_id) == media_id, col(MediaJob.stage).not_in(TERMINAL))
     )
     return bool(found.scalar_one())
 
@@ -285,12 +271,11 @@ async def reconcile(client: Client, runtime: Runtime, job: MediaJob) -> MediaSta
 
 async def reconcile_stale(client: Client, runtime: Runtime, *, limit: int = 200) -> int:
     """One reconciliation pass over unfinished jobs that have been quiet for a while (the schedule runs it)."""
-    terminal = [s for s in MediaStatus if s.terminal]
     async with session_scope(runtime.engine) as session:
         jobs = (
             await session.execute(
                 select(MediaJob)
-                .where(col(MediaJob.stage).not_in(terminal), col(MediaJob.updated_at) < utcnow() - STALE_AFTER)
+                .where(col(MediaJob.stage).not_in(TERMINAL), col(MediaJob.updated_at) < utcnow() - STALE_AFTER)
                 .order_by(col(MediaJob.updated_at))
                 .limit(limit)
             )

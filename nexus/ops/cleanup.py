@@ -32,7 +32,6 @@ from sqlmodel import col
 from models import (
     ChatTurn,
     MediaJob,
-    MediaStatus,
     OAuthState,
     RateLimitHit,
     Session,
@@ -42,6 +41,7 @@ from models import (
     WsTicket,
 )
 from models.base import utcnow
+from models.media import TERMINAL
 from nexus.core.db import session_scope
 from nexus.identity import audit
 from nexus.identity.ratelimit import WINDOW
@@ -123,7 +123,7 @@ async def old_drafts(
 ) -> int:
     """Re-transcription drafts older than `retention` whose run has ended: applied ones hold only the enrichment
     that was swapped in, and a failed run this old is not going to be retried (a retry would simply redo it)."""
-    ended = select(col(MediaJob.id)).where(col(MediaJob.stage).in_([s for s in MediaStatus if s.terminal]))
+    ended = select(col(MediaJob.id)).where(col(MediaJob.stage).in_(TERMINAL))
     where = (col(TranscriptDraft.created_at) < now - retention) & col(TranscriptDraft.job_id).in_(ended)
     return await _purge(engine, TranscriptDraft, [col(TranscriptDraft.id)], where, dry_run=dry_run, batch=batch)
 
