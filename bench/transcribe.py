@@ -129,14 +129,12 @@ def attributed(segments: list[Segment], turns: list[tuple[float, float, str]]) -
 
 
 def diarization(settings: Settings, root: Path) -> None:
-    from faster_whisper.audio import decode_audio
-
     from nexus.media.diarize import diarize, load_encoder
-    from nexus.media.transcribe import transcribe
+    from nexus.media.transcribe import SAMPLE_RATE, load_audio, transcribe
 
     clip, turns = conversation(root)
-    samples = decode_audio(str(clip), sampling_rate=16000)
-    duration = len(samples) / 16000
+    samples = load_audio(clip)
+    duration = len(samples) / SAMPLE_RATE
     transcript = transcribe(settings, clip)
     started = time.monotonic()
     load_encoder(settings)

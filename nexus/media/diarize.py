@@ -80,14 +80,15 @@ def load_encoder(settings: Settings) -> Any:
 
 
 def label_speakers(
-    settings: Settings, audio: Path, transcript: Transcript, speakers: int | None, stop: StopToken | None = None
+    settings: Settings,
+    samples: np.ndarray,
+    transcript: Transcript,
+    speakers: int | None,
+    stop: StopToken | None = None,
 ) -> None:
-    """Blocking. Speaker labels on `transcript` (transcribed from the mono `audio`); when diarization fails, the
-    transcript stands without them and says why in its warnings."""
-    from faster_whisper.audio import decode_audio
-
+    """Blocking. Speaker labels on `transcript` (transcribed from the mono `samples`); when diarization fails,
+    the transcript stands without them and says why in its warnings."""
     try:
-        samples = decode_audio(str(audio), sampling_rate=SAMPLE_RATE)
         transcript.segments = diarize(settings, samples, transcript.segments, speakers, stop)
     except Stopped:
         raise

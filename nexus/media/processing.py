@@ -23,7 +23,7 @@ from temporalio.client import Client
 
 from models import JobKind, MediaItem, MediaJob, SourceType
 from nexus.core.errors import BadInput
-from nexus.core.stopping import run_stoppable
+from nexus.core.stopping import StopToken, run_stoppable
 from nexus.llm.providers import Enrichment
 from nexus.media import repository
 from nexus.media.chunking import passages_of, turns_text
@@ -200,7 +200,7 @@ async def transcribe(
 
 
 async def _run_whisper(rt: Runtime, media: MediaItem, asked: dict[str, Any], progress: Progress) -> Transcript:
-    from nexus.media.transcribe import Options, transcribe_channels, translate_file
+    from nexus.media.transcribe import Options, add_translation, load_audio, transcribe_channels
     from nexus.media.transcribe import transcribe as run_whisper
 
     split = channels_key(media_prefix(media.owner_id, media.id))
@@ -227,9 +227,14 @@ async def _run_whisper(rt: Runtime, media: MediaItem, asked: dict[str, Any], pro
         if diarize and result.segments:
             from nexus.media.diarize import label_speakers
 
-            await run_stoppable(lambda stop: label_speakers(rt.settings, wav, result, asked.get("speakers"), stop))
-            if translate:
-                await run_stoppable(lambda stop: translate_file(rt.settings, wav, result, stop))
+            samples = await asyncio.to_thread(load_audio, wav)  # once, for the diarizer and the translation
+
+            def label_then_translate(stop: StopToken) -> None:
+                label_speakers(rt.settings, samples, result, asked.get("speakers"), stop)
+                if translate:
+                    add_translation(rt.settings, samples, result, stop)
+
+            await run_stoppable(label_then_translate)
         return result
 
 

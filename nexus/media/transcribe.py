@@ -54,6 +54,10 @@ class Segment:
     words: tuple[Word, ...] = ()
     translation: str | None = None  # English, for speech in another language (when asked for)
 
+    def word_rows(self) -> list[list[Any]]:
+        """Word timings as stored (segments' `words` column, drafts): [[word, start, end, probability], ...]."""
+        return [[w.word, w.start, w.end, w.probability] for w in self.words]
+
 
 @dataclass(frozen=True)
 class Options:
@@ -92,7 +96,7 @@ class Transcript:
                     "text": s.text,
                     "speaker": s.speaker,
                     "language": s.language,
-                    "words": [[w.word, w.start, w.end, w.probability] for w in s.words],
+                    "words": s.word_rows(),
                     "translation": s.translation,
                 }
                 for s in self.segments
@@ -253,10 +257,14 @@ def transcribe(
 ) -> Transcript:
     """Blocking. `on_progress(seconds_done, total_seconds)` is called after each segment; `stop` is checked
     there too, so a cancelled transcription ends within one segment instead of running to the end."""
+    return _transcribe(settings, load_audio(audio), on_progress, stop, options or Options())
+
+
+def load_audio(audio: Path) -> np.ndarray:
+    """A file's sound as 16 kHz mono float32, what every model here hears."""
     from faster_whisper.audio import decode_audio
 
-    samples = decode_audio(str(audio), sampling_rate=SAMPLE_RATE)
-    return _transcribe(settings, samples, on_progress, stop, options or Options())
+    return decode_audio(str(audio), sampling_rate=SAMPLE_RATE)
 
 
 def read_channels(path: Path) -> list[np.ndarray]:
@@ -308,13 +316,6 @@ def _transcribe(
     if options.translate:
         add_translation(settings, samples, heard, stop)
     return heard
-
-
-def translate_file(settings: Settings, audio: Path, transcript: Transcript, stop: StopToken | None = None) -> None:
-    """`add_translation` for a transcript made earlier from `audio` (blocking)."""
-    from faster_whisper.audio import decode_audio
-
-    add_translation(settings, decode_audio(str(audio), sampling_rate=SAMPLE_RATE), transcript, stop)
 
 
 def add_translation(settings: Settings, samples: np.ndarray, transcript: Transcript, stop: StopToken | None) -> None:
