@@ -12,6 +12,7 @@ from temporalio.service import RPCError
 
 from nexus.core.db import is_unavailable
 from nexus.core.errors import Unavailable
+from nexus.media.service import AtCapacity, Busy
 
 log = logging.getLogger("nexus.api")
 RETRY_AFTER_S = "5"
@@ -23,6 +24,18 @@ _BAD_TEXT = {"CharacterNotInRepertoireError", "UntranslatableCharacterError", "I
 def _unavailable(exc: Unavailable) -> JSONResponse:
     return JSONResponse(
         {"detail": str(exc)}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": RETRY_AFTER_S}
+    )
+
+
+async def media_busy(_request: Request, exc: Exception) -> JSONResponse:
+    """The item cannot take this now (a run in progress, or a newer run replaced this one): what to do instead."""
+    return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_409_CONFLICT)
+
+
+async def at_capacity(_request: Request, exc: Exception) -> JSONResponse:
+    """The user has as many jobs in flight as they may: try again when some have finished."""
+    return JSONResponse(
+        {"detail": str(exc)}, status_code=status.HTTP_429_TOO_MANY_REQUESTS, headers={"Retry-After": "30"}
     )
 
 
@@ -66,6 +79,8 @@ async def temporal_error(_request: Request, exc: Exception) -> JSONResponse:
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(Unavailable, dependency_unavailable)
+    app.add_exception_handler(Busy, media_busy)
+    app.add_exception_handler(AtCapacity, at_capacity)
     app.add_exception_handler(RPCError, temporal_error)
     app.add_exception_handler(sa_exc.DBAPIError, database_error)
     app.add_exception_handler(sa_exc.TimeoutError, database_error)  # pool exhausted: shed load, do not fail

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from api.deps import ReadableJob, RuntimeDep, SessionDep, TemporalDep, WritableJob
 from models import JobEvent, JobKind, MediaStatus
 from nexus.media.repository import stream_events
-from nexus.media.service import Busy, cancel, is_running, reconcile, retry
+from nexus.media.service import cancel, is_running, reconcile, retry
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 ws_router = APIRouter(tags=["jobs"])
@@ -71,10 +71,7 @@ async def retry_job(job: WritableJob, session: SessionDep, client: TemporalDep, 
         raise HTTPException(
             status.HTTP_409_CONFLICT, f"only failed or cancelled jobs can be retried; this one is {job.stage}"
         )
-    try:
-        await retry(client, runtime, session, job)
-    except Busy as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    await retry(client, runtime, session, job)  # Busy (a newer run replaced it): 409
     await session.refresh(job)
     return JobOut.model_validate(job, from_attributes=True)
 

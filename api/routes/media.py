@@ -148,10 +148,7 @@ def _summary(m: MediaItem) -> MediaSummary:
 async def _submit(
     session: SessionDep, client: TemporalDep, runtime: RuntimeDep, media: MediaItem
 ) -> tuple[MediaItem, Submitted]:
-    try:
-        await media_service.check_capacity(session, runtime, media.owner_id)
-    except media_service.AtCapacity as exc:
-        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, str(exc), headers={"Retry-After": "30"}) from exc
+    await media_service.check_capacity(session, runtime, media.owner_id)  # AtCapacity: 429 (api/errors.py)
     session.add(media)
     await session.flush()
     job = await create_job(session, media)
@@ -498,12 +495,7 @@ async def retranscribe(
     transcript and stays searchable until the new one is complete, then both are swapped at once; follow the
     job like any other (`GET /api/jobs/{job_id}/events`)."""
     request = await _transcription(session, runtime, user, body)
-    try:
-        job = await media_service.retranscribe(client, runtime, session, media, request)
-    except media_service.Busy as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-    except media_service.AtCapacity as exc:
-        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, str(exc), headers={"Retry-After": "30"}) from exc
+    job = await media_service.retranscribe(client, runtime, session, media, request)  # Busy: 409, AtCapacity: 429
     return Retranscription(media_id=media.id, job_id=job.id, workflow_id=job.workflow_id, request=request)
 
 
