@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from temporalio.client import Client
 
 from models import MediaChunk, TranscriptSegment
+from nexus.core.codec import decode_history
 from nexus.runtime import Runtime
 from tests.conftest import MakeAccount, follow_job
 from tests.media_fixtures import MediaServer
@@ -46,19 +47,15 @@ async def activity_results(client: Client, workflow_id: str, activity_name: str,
     unless `run_id` is given): the activities report `reused` there, so a test can see which did real work."""
     scheduled: dict[int, str] = {}
     results: list = []
-    async for event in client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history_events():
+    stored = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+    history = await decode_history(stored, client.data_converter.payload_codec)  # encrypted in Temporal's store
+    for event in history.events:
         if event.HasField("activity_task_scheduled_event_attributes"):
             scheduled[event.event_id] = event.activity_task_scheduled_event_attributes.activity_type.name
         if event.HasField("activity_task_completed_event_attributes"):
             attrs = event.activity_task_completed_event_attributes
             if scheduled.get(attrs.scheduled_event_id) == activity_name:
-                # Decoded through the client's converter: payloads are encrypted in Temporal's store.
-                [payload] = (
-                    await client.data_converter.payload_codec.decode(attrs.result.payloads)
-                    if client.data_converter.payload_codec
-                    else attrs.result.payloads
-                )
-                results.append(json.loads(payload.data))
+                results.append(json.loads(attrs.result.payloads[0].data))
     return results
 
 
