@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,6 +15,7 @@ from api.limits import RequestLimits
 from api.routes import account, admin, auth, chat, codec, health, integrations, jobs, media, metrics, search
 from api.security import SecurityHeaders, StrictCORS
 from nexus.core.settings import Settings, get_settings
+from nexus.llm.models import embedding_identity
 from nexus.runtime import Runtime
 
 
@@ -24,6 +26,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = runtime is None
         app.state.runtime = runtime or Runtime.build(settings)
+        # The model digest readiness compares with the workers' (nexus/ops/fleet.py): hashed once, before the
+        # first readiness probe has a 3-second budget to spend on it.
+        await asyncio.to_thread(embedding_identity, app.state.runtime.settings)
         try:
             yield
         finally:

@@ -28,12 +28,14 @@ from models.media import (
     TranscriptDraft,
     TranscriptSegment,
 )
+from models.ops import Deployment, MemoryHistory, MemoryMessage, WorkerRegistration
 
 __all__ = [
     "ApiKey",
     "AuditLog",
     "ChatTurn",
     "Conversation",
+    "Deployment",
     "Integration",
     "IntegrationStatus",
     "JobEvent",
@@ -42,6 +44,8 @@ __all__ = [
     "MediaItem",
     "MediaJob",
     "MediaStatus",
+    "MemoryHistory",
+    "MemoryMessage",
     "Message",
     "OAuthState",
     "OwnedModel",
@@ -57,6 +61,7 @@ __all__ = [
     "User",
     "UserIdentity",
     "Vocabulary",
+    "WorkerRegistration",
     "Workspace",
     "WorkspaceMember",
     "WsTicket",

@@ -41,6 +41,30 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(wrapper())
 
 
+# Commands that open the database, storage or Temporal themselves (the rest talk to the API, or to nothing).
+_SERVER_COMMANDS = {"up", "api", "worker", "migrate", "users", "apikey", "keys", "cleanup", "schedules"}
+_NO_SHARED_STATE = {("keys", "generate")}  # makes the keyring that NEXUS_SECRET_KEYS then holds
+
+
+@app.callback()
+def _check_mode(ctx: typer.Context) -> None:
+    """In distributed mode a command that would open a component refuses to start, naming each missing setting,
+    before anything falls back to an embedded one (nexus.core.settings.SHARED_SETTINGS)."""
+    from nexus.core.settings import MissingSharedSettings
+
+    command = ctx.invoked_subcommand
+    if command not in _SERVER_COMMANDS:
+        return
+    args = [a for a in sys.argv[1:] if not a.startswith("-")]
+    if tuple(args[:2]) in _NO_SHARED_STATE:
+        return
+    try:
+        get_settings().require_shared(f"`nexus {command}`")
+    except MissingSharedSettings as exc:
+        print(exc, file=sys.stderr)
+        raise typer.Exit(2) from exc
+
+
 def _logging() -> None:
     from nexus.core.logs import configure
 

@@ -35,6 +35,7 @@ class Runtime:
 
     @classmethod
     def build(cls, settings: Settings, *, client: Client | None = None) -> Runtime:
+        settings.require_shared()  # before any fallback starts a component only this host can see
         url = resolve_database_url(settings)
         crypto.configure(settings)
         return cls(

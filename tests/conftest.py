@@ -22,6 +22,7 @@ from nexus.core.orchestration import Queue
 from nexus.core.settings import Settings
 from nexus.core.temporal import connect
 from nexus.identity.service import create_user, issue_api_key
+from nexus.ops.fleet import registered
 from nexus.ops.migrate import upgrade_async
 from nexus.runtime import Runtime
 from tests.harness import LiveServer, TemporalServer, isolated_settings, wait_ready
@@ -73,9 +74,10 @@ async def workers(runtime: Runtime) -> AsyncIterator[None]:
     client = await runtime.temporal()
     running = [build_worker(client, runtime, q) for q in Queue]
     tasks = [asyncio.create_task(w.run()) for w in running]
-    yield
-    await asyncio.gather(*(w.shutdown() for w in running), return_exceptions=True)
-    await asyncio.gather(*tasks, return_exceptions=True)
+    async with registered(runtime, client, list(Queue)):  # as `nexus worker` does: readiness checks the record
+        yield
+        await asyncio.gather(*(w.shutdown() for w in running), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.system import SystemActivities, worker_info
 from nexus.core.orchestration import Queue
 from nexus.core.settings import Settings
+from nexus.ops.fleet import registered
 from nexus.runtime import Runtime
 
 log = logging.getLogger("nexus.worker")
@@ -117,6 +118,7 @@ async def run_workers(runtime: Runtime, queues: Sequence[Queue]) -> None:
     workers = [build_worker(client, runtime, q) for q in queues]
     log.info("serving task queues: %s", ", ".join(runtime.queues.name(q) for q in queues))
     try:
-        await asyncio.gather(*(w.run() for w in workers))
+        async with registered(runtime, client, queues):
+            await asyncio.gather(*(w.run() for w in workers))
     finally:
         await runtime.close()

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from api.deps import RuntimeDep
-from nexus.ops.service import check_database, check_pollers, check_storage, check_temporal
+from nexus.ops.service import check_database, check_pollers, check_storage, check_temporal, check_workers
 
 router = APIRouter(tags=["health"])
 
@@ -29,13 +29,14 @@ async def ready(runtime: RuntimeDep) -> JSONResponse:
         client = await asyncio.wait_for(runtime.temporal(), READY_TIMEOUT_S)
     except Exception:
         client = None
-    temporal, database, storage, pollers = await asyncio.gather(
+    temporal, database, storage, pollers, workers = await asyncio.gather(
         check_temporal(client, runtime.settings.temporal_target),
         check_database(runtime.engine),
         check_storage(runtime.store, runtime.settings.objects_url),
         check_pollers(client, runtime.queues),
+        check_workers(runtime, client),
     )
-    checks = [temporal, database, storage, *pollers]
+    checks = [temporal, database, storage, *pollers, workers]
     failing = [c.name for c in checks if not c.ok]
     body = {
         "status": "ok" if not failing else "unavailable",

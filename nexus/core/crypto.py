@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import os
 import secrets
 import threading
@@ -92,6 +93,14 @@ class Keyring:
     @property
     def key_ids(self) -> list[str]:
         return list(self._keys)
+
+    def fingerprint(self) -> str:
+        """Tells two hosts' keyrings apart without revealing them: a digest of each key id and a subkey derived for
+        this purpose only (primary first, so a host that missed a rotation differs too)."""
+        digest = hashlib.sha256()
+        for kid in [self.primary_id, *sorted(k for k in self._keys if k != self.primary_id)]:
+            digest.update(kid.encode() + b"\0" + self.derive(kid, b"nexus keyring fingerprint"))
+        return digest.hexdigest()[:16]
 
     @classmethod
     def from_file(cls, path: Path) -> Keyring:
@@ -179,6 +188,7 @@ def load_keyring(settings: Settings) -> Keyring:
     """The keyring the settings name: the environment's keys, else the data directory's key file."""
     if settings.secret_keys is not None:
         return Keyring(parse_keys(settings.secret_keys.get_secret_value()))
+    settings.require_shared()
     return Keyring.from_file(ensure_key_file(settings.secret_keys_file))
 
 

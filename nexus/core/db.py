@@ -24,6 +24,7 @@ def resolve_database_url(settings: Settings) -> str:
         if url.startswith("postgresql://") or url.startswith("postgres://"):
             url = "postgresql+asyncpg://" + url.split("://", 1)[1]
         return url
+    settings.require_shared()
     from nexus.core.embedded import EmbeddedPostgres
 
     return EmbeddedPostgres(settings.pg_dir).start()
@@ -36,6 +37,7 @@ def database_url_for_command(settings: Settings) -> Iterator[str]:
     if settings.database_url:
         yield resolve_database_url(settings)
         return
+    settings.require_shared()
     from nexus.core.embedded import EmbeddedPostgres
 
     pg = EmbeddedPostgres(settings.pg_dir)

@@ -13,10 +13,36 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+SHARED_SETTINGS = {
+    "temporal_address": "NEXUS_TEMPORAL_ADDRESS (host:port of the Temporal frontend)",
+    "database_url": "NEXUS_DATABASE_URL (postgresql://... of the one shared database)",
+    "storage_url": "NEXUS_STORAGE_URL (s3://BUCKET, or a file:// path that every host mounts)",
+    "secret_keys": "NEXUS_SECRET_KEYS (the same keyring on every host; make one with `nexus keys generate`)",
+}
+"""What every process of a distributed deployment must be told, because each host's fallback would be its own:
+an embedded Postgres or Temporal, a directory of objects, a key file, all private to that host."""
+
+
+class MissingSharedSettings(RuntimeError):
+    """`NEXUS_MODE=distributed` and a shared setting is unset: the process refuses to start rather than fall back to
+    a component only it can see (a worker on its own empty database polls Temporal and leaves every job pending)."""
+
+    def __init__(self, missing: list[str], what: str = "this process") -> None:
+        self.missing = missing
+        lines = "\n".join(f"  - {SHARED_SETTINGS[name]}" for name in missing)
+        super().__init__(
+            f"NEXUS_MODE=distributed: {what} needs these settings, which are not set:\n{lines}\n"
+            "Set them to the same values on every host. Embedded defaults (a private Postgres, Temporal dev server, "
+            "object directory and key file) are only for `nexus up` with NEXUS_MODE=embedded."
+        )
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NEXUS_", env_file=".env", extra="ignore")
 
+    # `embedded`: unset addresses mean "start it here" (one machine, `nexus up`). `distributed`: API and workers run
+    # on several hosts, and every process refuses to start unless the shared settings (SHARED_SETTINGS) are set.
+    mode: Literal["embedded", "distributed"] = "embedded"
     data_dir: Path = Path("./var")
 
     api_host: str = "127.0.0.1"
@@ -144,6 +170,11 @@ class Settings(BaseSettings):
     # ...and re-transcription drafts of runs that ended are kept this many days.
     draft_retention_days: int = Field(default=30, ge=1)
 
+    # Each worker process records its configuration (nexus/ops/fleet.py) at start and every `worker_heartbeat_s`;
+    # readiness calls one whose record is older than `worker_stale_after_s` while Temporal still sees it polling stale.
+    worker_heartbeat_s: float = Field(default=15, gt=0)
+    worker_stale_after_s: float = Field(default=90, gt=0)
+
     log_level: str = "info"
     # `json`: one object per line, with workflow id, run id and activity name on every line logged in an activity.
     log_format: Literal["text", "json"] = "text"
@@ -156,6 +187,18 @@ class Settings(BaseSettings):
     def _absolute_data_dir(self) -> Settings:
         self.data_dir = self.data_dir.expanduser().resolve()
         return self
+
+    def missing_shared(self) -> list[str]:
+        """The shared settings this process lacks in distributed mode (none in embedded mode)."""
+        if self.mode != "distributed":
+            return []
+        return [name for name in SHARED_SETTINGS if not getattr(self, name)]
+
+    def require_shared(self, what: str = "this process") -> None:
+        """Called where a process would otherwise fall back to an embedded component, and by every command that
+        starts one: in distributed mode a missing shared setting stops it with a message naming each."""
+        if missing := self.missing_shared():
+            raise MissingSharedSettings(missing, what)
 
     @property
     def temporal_target(self) -> str:
@@ -175,7 +218,10 @@ class Settings(BaseSettings):
 
     @property
     def objects_url(self) -> str:
-        return self.storage_url or f"file://{self.data_dir / 'objects'}"
+        if self.storage_url:
+            return self.storage_url
+        self.require_shared()
+        return f"file://{self.data_dir / 'objects'}"
 
     @property
     def pg_dir(self) -> Path:

@@ -19,6 +19,8 @@ RPC_TIMEOUT = timedelta(seconds=5)
 async def connect(settings: Settings) -> Client:
     """The client every Nexus process uses (workers take its data converter): pydantic payloads, encrypted in
     Temporal's store (nexus/core/codec.py)."""
+    if settings.embedded_temporal:
+        settings.require_shared()
     return await asyncio.wait_for(
         Client.connect(
             settings.temporal_target,

@@ -35,3 +35,10 @@ def make_provider(name: str, settings: Settings, embedder: Embedder) -> LLMProvi
 
 def enrichment_provider(settings: Settings, embedder: Embedder) -> LLMProvider:
     return make_provider(configured_providers(settings)[0], settings, embedder)
+
+
+def describe_providers(settings: Settings) -> str:
+    """The providers and models this host would use, for comparing hosts (never a key): `gemini:gemini-2.5-flash,
+    extractive`. Two hosts that differ here answer the same request differently."""
+    models = {"gemini": settings.gemini_model, "openai": f"{settings.openai_base_url}#{settings.openai_model or ''}"}
+    return ",".join(f"{n}:{models[n]}" if n in models else n for n in configured_providers(settings))

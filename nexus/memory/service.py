@@ -1,7 +1,8 @@
 """Long-term memory with Mem0, embedded: vectors in our Postgres (pgvector), our local MiniLM, telemetry off.
 
 With a generative model configured Mem0 extracts facts (infer=True, bounded timeout); offline it stores what the
-user said verbatim (infer=False). Memories are keyed by the Nexus user id and only ever searched with it.
+user said verbatim (infer=False). Memories are keyed by the Nexus user id and only ever searched with it. Mem0's
+history and recent messages live in Postgres too (nexus/memory/history.py): no host keeps state of its own.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from nexus.core.db import sync_url
 from nexus.core.settings import Settings
 from nexus.llm.embeddings import Embedder
 from nexus.llm.models import embedding_model_path
+from nexus.memory.history import PostgresHistory
 
 COLLECTION = "nexus_memories"
 
@@ -89,7 +91,8 @@ class MemoryStore:
                 "config": {"model": str(embedding_model_path(s)), "embedding_dims": EMBEDDING_DIMS},
             },
             "llm": llm,
-            "history_db_path": str(s.data_dir / "mem0" / "history.db"),
+            # Replaced by PostgresHistory as soon as Mem0 is built: no history file on any host.
+            "history_db_path": ":memory:",
         }
 
     def _get(self) -> Any:
@@ -104,6 +107,8 @@ class MemoryStore:
                 from mem0 import Memory
 
                 memory = Memory.from_config(self._config())
+                memory.db.close()
+                memory.db = PostgresHistory(sync_url(self.database_url))
                 memory.embedding_model = _SharedEmbedding(self.embedder)
                 client = getattr(memory.llm, "client", None)
                 if client is not None and hasattr(client, "with_options"):

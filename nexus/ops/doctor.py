@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from nexus.core.settings import Settings
+from nexus.core.settings import SHARED_SETTINGS, Settings
 from nexus.ops.service import (
     Check,
     check_binary,
@@ -13,20 +13,32 @@ from nexus.ops.service import (
     check_models,
     check_storage,
     check_temporal,
+    check_workers,
 )
 
 
+def check_mode(settings: Settings) -> Check:
+    if missing := settings.missing_shared():
+        return Check("mode", False, "distributed, but unset: " + "; ".join(SHARED_SETTINGS[m] for m in missing))
+    if settings.mode == "distributed":
+        return Check("mode", True, "distributed: database, storage, Temporal and keyring are shared settings")
+    return Check("mode", True, "embedded: unset addresses start components on this machine (`nexus up`)")
+
+
 async def run_doctor(settings: Settings) -> list[Check]:
-    from nexus.core.db import database_url_for_command, make_engine
+    from nexus.core.db import database_url_for_command
     from nexus.core.temporal import connect
-    from nexus.storage.service import make_store
+    from nexus.runtime import Runtime
 
     checks = [
+        check_mode(settings),
         check_binary("ffmpeg", "apt-get install ffmpeg"),
         check_binary("ffprobe", "apt-get install ffmpeg"),
         check_chromaprint(),
         *check_models(settings),
     ]
+    if settings.missing_shared():
+        return checks  # every service check would fall back to a component of this host's own
     try:
         client = await asyncio.wait_for(connect(settings), 5)
     except Exception:
@@ -34,13 +46,14 @@ async def run_doctor(settings: Settings) -> list[Check]:
     checks.append(await check_temporal(client, settings.temporal_target))
     try:
         with database_url_for_command(settings) as url:
-            engine = make_engine(url, pool_size=1)
-            checks.append(await check_database(engine))
-            await engine.dispose()
+            runtime = Runtime.build(settings.model_copy(update={"database_url": url}), client=client)
+            try:
+                checks.append(await check_database(runtime.engine))
+                checks.append(await check_storage(runtime.store, settings.objects_url))
+                # The workers this host's configuration would be served by, as the API's readiness sees them.
+                checks.append(await check_workers(runtime, client))
+            finally:
+                await runtime.engine.dispose()
     except Exception as exc:
         checks.append(Check("database", False, f"{type(exc).__name__}: {exc}"))
-    try:
-        checks.append(await check_storage(make_store(settings), settings.objects_url))
-    except Exception as exc:
-        checks.append(Check("storage", False, str(exc)))
     return checks

@@ -17,6 +17,7 @@ from temporalio.client import Client
 
 from nexus.core.orchestration import Queue, TaskQueues
 from nexus.core.settings import Settings
+from nexus.runtime import Runtime
 from nexus.storage.service import ObjectStore
 
 CHECK_TIMEOUT_S = 3.0  # readiness must answer fast while a dependency is frozen
@@ -35,7 +36,7 @@ async def _run(name: str, probe: Callable[[], Awaitable[str]]) -> Check:
     except TimeoutError:
         return Check(name, False, f"timed out after {CHECK_TIMEOUT_S:.0f}s")
     except Exception as exc:
-        return Check(name, False, f"{type(exc).__name__}: {exc}"[:300])
+        return Check(name, False, f"{type(exc).__name__}: {exc}"[:1500])
 
 
 async def check_database(engine: AsyncEngine) -> Check:
@@ -111,6 +112,32 @@ async def check_pollers(client: Client | None, queues: TaskQueues) -> list[Check
     return list(
         await asyncio.gather(*(_run(f"queue:{q.value}", functools.partial(probe, queues.name(q))) for q in Queue))
     )
+
+
+class FleetMismatch(RuntimeError):
+    """Workers that do not run with this process's configuration (nexus/ops/fleet.py)."""
+
+
+async def check_workers(runtime: Runtime, client: Client | None) -> Check:
+    """Every worker process agrees with this one (database, storage, Temporal, models, providers, keyring), and
+    every poller Temporal sees has reported to this database lately."""
+    from nexus.ops import fleet
+
+    async def probe() -> str:
+        if client is None:
+            raise ConnectionError("Temporal is not reachable")
+        ours = await fleet.fingerprint(runtime, client, write_marker=True)
+        if ours.storage != ours.database:
+            raise FleetMismatch(
+                f"object storage {ours.storage_url} belongs to another deployment (its marker {fleet.MARKER_KEY} "
+                f"says {ours.storage}; this database is {ours.database})"
+            )
+        problems, workers = await fleet.fleet_problems(runtime, client, ours)
+        if problems:
+            raise FleetMismatch("; ".join(problems))
+        return f"{len(workers)} worker process(es) agree with this one: {', '.join(workers) or 'none registered'}"
+
+    return await _run("workers", probe)
 
 
 def check_binary(name: str, hint: str) -> Check:

@@ -28,6 +28,7 @@ async def test_ready_reports_every_component(api: httpx.AsyncClient) -> None:
         "queue:cpu",
         "queue:gpu",
         "queue:llm",
+        "workers",
     }
     assert all(c["ok"] for c in components.values())
     assert "pgvector" in components["database"]["detail"]

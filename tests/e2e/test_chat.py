@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import text
 from temporalio.client import Client, WorkflowFailureError
 
 from nexus.runtime import Runtime
@@ -188,8 +189,17 @@ async def _memories(api: httpx.AsyncClient, headers: dict[str, str], containing:
             await asyncio.sleep(0.3)
 
 
+async def _memory_log(runtime: Runtime, memory_id: str) -> list[tuple[str, str | None]]:
+    async with runtime.engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT event, new_memory FROM memory_history WHERE memory_id = :id ORDER BY recorded_at"),
+            {"id": memory_id},
+        )
+        return [(r[0], r[1]) for r in rows]
+
+
 async def test_memory_is_recalled_later_is_private_and_can_be_deleted(
-    api: httpx.AsyncClient, make_account: MakeAccount, llm: FakeLLM
+    api: httpx.AsyncClient, make_account: MakeAccount, llm: FakeLLM, runtime: Runtime
 ) -> None:
     alice, bob = await make_account(), await make_account()
     # With a generative model configured, Mem0 extracts facts (infer=True) through it.
@@ -198,6 +208,12 @@ async def test_memory_is_recalled_later_is_private_and_can_be_deleted(
     memory = (await _memories(api, alice.headers, "Trondheim"))[0]
     assert memory["text"] == llm.facts[0] and llm.extractions
     llm.facts = []
+    # Mem0's history and the messages it extracted from are in Postgres, shared by every host: no SQLite file.
+    assert await _memory_log(runtime, memory["id"]) == [("ADD", memory["text"])]
+    async with runtime.engine.connect() as conn:
+        said = (await conn.execute(text("SELECT string_agg(content, ' ') FROM memory_messages"))).scalar_one()
+    assert "Ingrid lives in Trondheim" in said
+    assert not list(runtime.settings.data_dir.rglob("history.db"))
 
     # A later turn, in a new conversation, recalls it: the offline answerer lists it, the model gets it.
     events = await chat_turn(api, alice.headers, message="Which city does my sister live in?", providers=["extractive"])
@@ -213,6 +229,7 @@ async def test_memory_is_recalled_later_is_private_and_can_be_deleted(
 
     assert (await api.delete(f"/api/memories/{memory['id']}", headers=alice.headers)).status_code == 204
     assert all(m["id"] != memory["id"] for m in (await api.get("/api/memories", headers=alice.headers)).json())
+    assert [event for event, _ in await _memory_log(runtime, memory["id"])] == ["ADD", "DELETE"]
     events = await chat_turn(api, alice.headers, message="Which city does my sister live in?", providers=["openai"])
     assert "Trondheim" not in str(llm.chat_requests[-1]["body"])
 

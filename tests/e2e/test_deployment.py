@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from nexus.core.orchestration import Queue
-from nexus.core.settings import Settings
+from nexus.core.settings import SHARED_SETTINGS, Settings
 from nexus.runtime import Runtime
 from tests.harness import LiveServer, free_port, nexus_env
 
@@ -127,6 +127,9 @@ def test_compose_file_has_every_part_and_only_real_settings() -> None:
     for name in env:
         assert name.startswith("NEXUS_") and name.removeprefix("NEXUS_").lower() in fields, name
     assert env["NEXUS_STORAGE_URL"].startswith("s3://") and "NEXUS_TEMPORAL_ADDRESS" in env
+    # Distributed: no container falls back to a private database, store or keyring (each shared setting is set).
+    assert env["NEXUS_MODE"] == "distributed"
+    assert {f"NEXUS_{name.upper()}" for name in SHARED_SETTINGS} <= set(env)
 
 
 def test_every_secret_is_required_and_documented(tmp_path: Path) -> None:

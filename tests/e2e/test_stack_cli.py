@@ -173,3 +173,28 @@ def test_users_and_apikey_commands(runtime: Runtime, database_url: str) -> None:
         [*NEXUS, "apikey", "create", "--email", "nobody@example.test"], env=env, capture_output=True, text=True
     )
     assert unknown.returncode == 1 and "nexus users create" in unknown.stdout
+
+
+def test_distributed_mode_refuses_to_start_without_the_shared_settings(tmp_path: Path, database_url: str) -> None:
+    """No process of a distributed deployment falls back to a component only its host can see: each exits at once,
+    naming every unset shared setting, and creates nothing in its data directory."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEXUS_")}
+    env.update(NEXUS_MODE="distributed", NEXUS_DATA_DIR=str(tmp_path / "host"), NEXUS_DATABASE_URL=database_url)
+    commands = [["worker", "--queue", "gpu"], ["api"], ["migrate"], ["users", "create", "--email", "a@b.test"],
+                ["keys", "status"], ["cleanup", "--dry-run"], ["up"]]  # fmt: skip
+    procs = [subprocess.Popen([*NEXUS, *c], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for c in commands]  # fmt: skip
+    for command, proc in zip(commands, procs, strict=True):
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 2, (command, err)
+        assert f"`nexus {command[0]}` needs these settings" in err
+        for name in ("NEXUS_TEMPORAL_ADDRESS", "NEXUS_STORAGE_URL", "NEXUS_SECRET_KEYS"):
+            assert name in err, (command, err)
+        assert "NEXUS_DATABASE_URL" not in err
+    assert not (tmp_path / "host").exists() or not any((tmp_path / "host").iterdir())
+
+    # What makes the keyring still works, and doctor says what is missing instead of checking a private stack.
+    keys = subprocess.run([*NEXUS, "keys", "generate"], env=env, capture_output=True, text=True, timeout=60)
+    assert keys.returncode == 0 and "=" in keys.stdout
+    doctor = subprocess.run([*NEXUS, "doctor"], env=env, capture_output=True, text=True, timeout=120)
+    assert doctor.returncode == 1 and "distributed, but unset" in doctor.stdout
