@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,6 +17,7 @@ from api.routes import account, admin, auth, chat, codec, health, integrations, 
 from api.security import SecurityHeaders, StrictCORS
 from nexus.core.settings import Settings, get_settings
 from nexus.llm.models import embedding_identity
+from nexus.ops.fleet import stamp_store
 from nexus.runtime import Runtime
 
 
@@ -29,6 +31,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         # The model digest readiness compares with the workers' (nexus/ops/fleet.py): hashed once, before the
         # first readiness probe has a 3-second budget to spend on it.
         await asyncio.to_thread(embedding_identity, app.state.runtime.settings)
+        with contextlib.suppress(Exception):  # else readiness writes it, and reports why it could not
+            await stamp_store(app.state.runtime.engine, app.state.runtime.store)
         try:
             yield
         finally:

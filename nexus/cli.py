@@ -124,12 +124,26 @@ def migrate() -> None:
     settings = get_settings()
     with database_url_for_command(settings) as url:
         upgrade(url)
+        run_async(_stamp_store(settings, url))
     console.print("[green]database is at the latest revision")
     if not settings.embedded_temporal:
         from nexus.stack import _register_search_attributes
 
         run_async(_register_search_attributes(settings))
         console.print("[green]search attributes registered")
+
+
+async def _stamp_store(settings: Settings, url: str) -> None:
+    """The object store gets the database's deployment id, which every worker's report is compared with."""
+    from nexus.core.db import make_engine
+    from nexus.ops.fleet import stamp_store
+    from nexus.storage.service import make_store
+
+    engine = make_engine(url, pool_size=1)
+    try:
+        await stamp_store(engine, make_store(settings))
+    finally:
+        await engine.dispose()
 
 
 @app.command()

@@ -191,8 +191,12 @@ def _wait_ready(api: str, apps: list[Child], timeout: float = 120) -> None:
 
 
 async def _bootstrap(database_url: str, settings: Settings) -> bool:
+    from nexus.ops.fleet import stamp_store
+    from nexus.storage.service import make_store
+
     engine = make_engine(database_url, pool_size=1)
     try:
+        await stamp_store(engine, make_store(settings))
         return await ensure_local_admin(engine, settings.api_key_file)
     finally:
         await engine.dispose()

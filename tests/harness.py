@@ -47,6 +47,9 @@ def isolated_settings(data_dir: Path, **overrides: object) -> Settings:
         "allow_private_urls": True,
         # Suites fire hundreds of deliberate bad-key requests from one address; the limit's own test lowers it.
         "auth_rate_limit_per_minute": 100_000,
+        # Tests change settings of the session's in-process workers for a while (providers, say): a short beat
+        # keeps their record, which subprocesses such as `nexus doctor` compare with theirs, current.
+        "worker_heartbeat_s": 0.5,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

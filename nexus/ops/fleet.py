@@ -7,8 +7,9 @@ differently. None of that fails by itself, so each worker process records a *fin
 in `worker_registrations` at start and every `worker_heartbeat_s`, and readiness (`GET /health/ready`, `nexus
 doctor`) compares every live record with its own, and every poller Temporal sees with the records:
 
-- a fingerprint field that differs (database, object storage, Temporal cluster, queue prefix, embedding model,
-  LLM providers, memory extraction, keyring) fails the check, naming the worker and the field;
+- a fingerprint field that differs (database, object storage, Temporal cluster, embedding model, LLM providers,
+  memory extraction, keyring) fails the check, naming the worker and the field (workers on another queue prefix
+  serve other queues and are left out);
 - a poller with no fresh record fails it too: the worker registered in another database, or stopped reporting
   while it still polls (wedged, or it lost the database);
 - a different version is shown, not failed: a rolling upgrade has one for a while.
@@ -35,6 +36,7 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy import delete, select, text
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
@@ -62,7 +64,6 @@ MUST_AGREE = {
     "database": "database",
     "storage": "object storage",
     "temporal": "Temporal cluster",
-    "queue_prefix": "task queue prefix",
     "embedding": "embedding model",
     "llm": "LLM providers",
     "memory_infer": "memory fact extraction",
@@ -100,7 +101,11 @@ def version() -> str:
 
 
 async def deployment_id(runtime: Runtime) -> str:
-    async with runtime.engine.connect() as conn:
+    return await _deployment_id(runtime.engine)
+
+
+async def _deployment_id(engine: AsyncEngine) -> str:
+    async with engine.connect() as conn:
         found = (await conn.execute(text("SELECT id FROM deployment ORDER BY created_at LIMIT 1"))).scalar_one_or_none()
     if found is None:
         raise RuntimeError("the database has no deployment row: run `nexus migrate`")
@@ -118,14 +123,16 @@ def _storage_identity(store: ObjectStore, url: str) -> str:
     return marker if marker else f"no deployment marker in {url}"
 
 
-async def ensure_marker(runtime: Runtime, deployment: str) -> str:
-    """The API's side: the store it writes uploads to holds this database's id (written if absent). A store that
-    holds another id belongs to another deployment; the mismatch is reported, never overwritten."""
+async def stamp_store(engine: AsyncEngine, store: ObjectStore) -> str:
+    """Put the database's deployment id in the object store if it has none (`nexus migrate`, `nexus up`, the API):
+    workers compare their store's marker with it from their first report on. Returns the store's marker: one that
+    holds another id belongs to another deployment, and is reported, never overwritten."""
+    deployment = await _deployment_id(engine)
 
     def go() -> str:
-        marker = read_marker(runtime.store)
+        marker = read_marker(store)
         if marker is None:
-            runtime.store.put_bytes(MARKER_KEY, deployment.encode(), "text/plain")
+            store.put_bytes(MARKER_KEY, deployment.encode(), "text/plain")
             return deployment
         return marker
 
@@ -148,7 +155,7 @@ async def fingerprint(runtime: Runtime, client: Client, *, write_marker: bool = 
     s = runtime.settings
     database = await deployment_id(runtime)
     if write_marker:
-        storage = await ensure_marker(runtime, database)
+        storage = await stamp_store(runtime.engine, runtime.store)
     else:
         storage = await asyncio.to_thread(_storage_identity, runtime.store, s.objects_url)
     return Fingerprint(
@@ -251,13 +258,18 @@ async def fleet_problems(runtime: Runtime, client: Client, expected: Fingerprint
     now = datetime.now(UTC)
     async with session_scope(runtime.engine) as session:
         rows = list((await session.execute(select(WorkerRegistration))).scalars())
+    # Workers on another queue prefix serve other queues (another deployment sharing the database, or a worker
+    # misconfigured so: then our queues show no poller, which the queue checks report).
+    rows = [r for r in rows if r.fingerprint.get("queue_prefix") == expected.queue_prefix]
     live = [r for r in rows if now - r.heartbeat_at <= stale_after]
     problems: list[str] = []
     workers: list[str] = []
+    this_process = (socket.gethostname(), os.getpid())
     for row in live:
         actual = Fingerprint.model_validate(row.fingerprint)
         where = f"worker {row.identity} ({','.join(row.queues)})"
-        problems += [f"{where} differs in {d}" for d in disagreements(expected, actual)]
+        if (row.host, row.pid) != this_process:  # workers in this process read this process's settings
+            problems += [f"{where} differs in {d}" for d in disagreements(expected, actual)]
         note = f", version {actual.version} (here: {expected.version})" if actual.version != expected.version else ""
         workers.append(f"{row.identity} ({','.join(row.queues)}{note})")
     registered = {r.identity for r in live}

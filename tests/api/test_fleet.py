@@ -57,12 +57,16 @@ async def test_ready_lists_the_registered_workers_and_the_store_carries_the_depl
     async with runtime.engine.connect() as conn:
         deployment = str((await conn.execute(text("SELECT id FROM deployment"))).scalar_one())
     assert fleet.read_marker(runtime.store) == deployment
-    async with runtime.engine.connect() as conn:
-        recorded = (
-            await conn.execute(
-                text("SELECT fingerprint FROM worker_registrations WHERE identity = :i"), {"i": client.identity}
-            )
-        ).scalar_one()
+    for _ in range(50):  # the record is at most a beat old
+        async with runtime.engine.connect() as conn:
+            recorded = (
+                await conn.execute(
+                    text("SELECT fingerprint FROM worker_registrations WHERE identity = :i"), {"i": client.identity}
+                )
+            ).scalar_one()
+        if recorded["storage"] == deployment:
+            break
+        await asyncio.sleep(0.1)
     assert recorded["database"] == recorded["storage"] == deployment
     assert recorded["embedding"].startswith("all-MiniLM-L6-v2@") and recorded["embedding"].endswith("/384d")
     assert recorded["llm"] == "extractive" and "key" not in str(recorded["keyring"])
@@ -86,14 +90,18 @@ async def test_a_worker_with_another_model_or_provider_fails_readiness_by_name(
         await _unregister(runtime, row)
     assert (await api.get("/health/ready")).status_code == 200
 
-    # A version difference is shown (a rolling upgrade has one for a while) but does not fail readiness.
+    # A version difference is shown (a rolling upgrade has one for a while) but does not fail readiness; a worker
+    # on another queue prefix serves other queues and is left out.
     row = await _register(runtime, "4243@gpu-box-7", ours.model_copy(update={"version": "0.0.1"}))
+    other = await _register(runtime, "4244@lab", odd.model_copy(update={"queue_prefix": "another-deployment"}))
     try:
         resp = await api.get("/health/ready")
         assert resp.status_code == 200, resp.text
-        assert "4243@gpu-box-7 (llm, version 0.0.1" in resp.json()["components"]["workers"]["detail"]
+        detail = resp.json()["components"]["workers"]["detail"]
+        assert "4243@gpu-box-7 (llm, version 0.0.1" in detail and "4244@lab" not in detail
     finally:
         await _unregister(runtime, row)
+        await _unregister(runtime, other)
 
 
 async def test_a_poller_that_never_registered_or_stopped_reporting_is_named(runtime: Runtime) -> None:
