@@ -28,7 +28,7 @@ from models.media import (
     TranscriptDraft,
     TranscriptSegment,
 )
-from models.ops import Deployment, MemoryHistory, MemoryMessage, WorkerRegistration
+from models.ops import Deployment, EmbeddingModel, MemoryHistory, MemoryMessage, WorkerRegistration
 
 __all__ = [
     "ApiKey",
@@ -36,6 +36,7 @@ __all__ = [
     "ChatTurn",
     "Conversation",
     "Deployment",
+    "EmbeddingModel",
     "Integration",
     "IntegrationStatus",
     "JobEvent",

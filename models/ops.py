@@ -73,3 +73,22 @@ class MemoryMessage(SQLModel, table=True):
     content: str | None = None
     name: str | None = Field(default=None, max_length=255)
     created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False)
+
+
+class EmbeddingModel(SQLModel, table=True):
+    """A sentence-embedding model the search index has (had, or is getting) vectors from.
+
+    Exactly one is `active`: queries and new passages use it. The first row is the model the index was built with
+    before the registry existed; its digest is filled in by the first process that runs a model of that name and
+    dimension (nexus.llm.registry.adopt)."""
+
+    __tablename__ = "embedding_models"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    digest: str | None = Field(default=None, max_length=64)
+    dims: int
+    status: str = Field(max_length=16)  # building | active | retired
+    created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False)
+    activated_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    retired_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))

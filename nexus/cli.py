@@ -685,3 +685,29 @@ def schedules_list() -> None:
 
 if __name__ == "__main__":
     app()
+
+
+reembed_app = typer.Typer(help="The search index's embedding models (admin role).", no_args_is_help=True)
+app.add_typer(reembed_app, name="reembed")
+
+
+@reembed_app.command("status")
+def reembed_status() -> None:
+    """Which embedding models the index has vectors of, the active one, and whether this API's model agrees."""
+    from nexus.client import ApiError
+
+    try:
+        status = _client().request("GET", "/api/admin/embeddings")
+    except ApiError as exc:
+        console.print(f"[red]{exc}")
+        raise typer.Exit(1) from exc
+    table = Table("id", "model", "digest", "dims", "status", "passages", "activated", title="embedding models")
+    for m in status["models"]:
+        digest = (m["digest"] or "not yet known")[:12]
+        table.add_row(str(m["id"]), m["name"], digest, str(m["dims"]), m["status"], str(m["chunks"]),
+                      m["activated_at"] or "")  # fmt: skip
+    console.print(table)
+    console.print(f"memories: {status['memories']}; the API embeds with {status['configured']}")
+    if not status["agrees"]:
+        console.print("[red]the API's model is not the index's active model: queries cannot match the vectors")
+        raise typer.Exit(1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 from typing import Annotated, Literal
@@ -11,7 +12,10 @@ from pydantic import BaseModel, Field
 
 from api.deps import AdminUser, RuntimeDep, TemporalDep
 from models import MediaStatus
+from nexus.llm import registry
+from nexus.llm.models import embedding_identity
 from nexus.media import operations
+from nexus.memory.service import memory_count
 
 router = APIRouter(prefix="/api/admin", tags=["admin"])
 
@@ -93,3 +97,42 @@ async def cancel_jobs(_admin: AdminUser, body: BulkRequest, runtime: RuntimeDep,
         return BulkResult(dry_run=True, matched=_rows(found), done=[], skipped={})
     outcome = await operations.cancel_all(client, found)
     return BulkResult(dry_run=False, matched=_rows(found), done=outcome.done, skipped=outcome.skipped)
+
+
+class ModelRow(BaseModel):
+    id: int
+    name: str
+    digest: str | None
+    dims: int
+    status: str = Field(description="building | active | retired")
+    chunks: int = Field(description="Passages with a vector of this model.")
+    created_at: str
+    activated_at: str | None
+
+
+class EmbeddingsStatus(BaseModel):
+    configured: str = Field(description="The model this API process embeds queries with (name@digest/dims).")
+    agrees: bool = Field(description="The configured model is the index's active one.")
+    models: list[ModelRow]
+    memories: int = Field(description="Mem0 memories (embedded with the active model).")
+
+
+@router.get("/embeddings")
+async def embeddings(_admin: AdminUser, runtime: RuntimeDep) -> EmbeddingsStatus:
+    """The embedding models the search index knows, which one is active, and how many vectors each has."""
+    identity = await asyncio.to_thread(embedding_identity, runtime.settings)
+    states = await registry.states(runtime.engine)
+    active = next(s for s in states if s.status == "active")
+    return EmbeddingsStatus(
+        configured=str(identity),
+        agrees=active.digest in (None, identity.digest) and active.dims == identity.dims,
+        models=[
+            ModelRow(
+                **{k: getattr(s, k) for k in ("id", "name", "digest", "dims", "status", "chunks")},
+                created_at=s.created_at.isoformat(),
+                activated_at=s.activated_at.isoformat() if s.activated_at else None,
+            )
+            for s in states
+        ],
+        memories=await memory_count(runtime.engine),
+    )

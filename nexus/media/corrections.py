@@ -16,7 +16,9 @@ from sqlmodel import col
 
 from models import MediaChunk, MediaItem, MediaStatus, TranscriptSegment
 from nexus.core.db import lock_for_transaction
-from nexus.core.errors import BadInput
+from nexus.core.errors import BadInput, Unavailable
+from nexus.llm import registry
+from nexus.llm.models import embedding_identity
 from nexus.media.chunking import passages_of
 from nexus.media.repository import chunk_rows
 from nexus.media.service import unfinished_job
@@ -62,6 +64,10 @@ async def correct_segment(
     target.text = text
     target.words = []
     passages = passages_of([(s.start_s, s.end_s, s.text, s.translation) for s in segments])
+    try:  # the API configured with another model than the index's would write vectors no query matches
+        await registry.require_active(rt.engine, await asyncio.to_thread(embedding_identity, rt.settings))
+    except registry.ModelMismatch as exc:
+        raise Unavailable("re-indexing the corrected transcript", str(exc)) from exc
     vectors = await asyncio.to_thread(rt.embedder.embed, [p.text for p in passages])
     await session.execute(delete(MediaChunk).where(col(MediaChunk.media_id) == media.id))
     session.add_all(chunk_rows(media, passages, vectors, rt.embedder.model_name))

@@ -24,6 +24,8 @@ from temporalio.client import Client
 from models import JobKind, MediaItem, MediaJob, SourceType
 from nexus.core.errors import BadInput
 from nexus.core.stopping import StopToken, run_stoppable
+from nexus.llm import registry
+from nexus.llm.models import embedding_identity
 from nexus.llm.providers import Enrichment
 from nexus.media import repository
 from nexus.media.chunking import passages_of, turns_text
@@ -282,6 +284,8 @@ async def embed(rt: Runtime, media_id: uuid.UUID, job_id: uuid.UUID | None = Non
             return EmbedResult(chunks=existing, reused=True)
         segments = await repository.segment_texts(rt.engine, media.id)
     passages = passages_of(segments)
+    # Only vectors of the index's model go in (a worker configured with another fails here, retryably, by name).
+    await registry.require_active(rt.engine, await asyncio.to_thread(embedding_identity, rt.settings))
     vectors = await asyncio.to_thread(rt.embedder.embed, [p.text for p in passages])
     if redo:
         enrichment = Enrichment.model_validate(draft.enrichment) if draft.enrichment else None

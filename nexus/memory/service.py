@@ -14,6 +14,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from models.media import EMBEDDING_DIMS
 from nexus.core.db import sync_url
 from nexus.core.settings import Settings
@@ -159,3 +162,11 @@ class MemoryStore:
             return True
 
         return await asyncio.to_thread(run)
+
+
+async def memory_count(engine: AsyncEngine) -> int:
+    """Memories stored (Mem0's collection table; absent until the first memory)."""
+    async with engine.connect() as conn:
+        if (await conn.execute(text("SELECT to_regclass(:t)"), {"t": COLLECTION})).scalar_one() is None:
+            return 0
+        return int((await conn.execute(text(f"SELECT count(*) FROM {COLLECTION}"))).scalar_one())

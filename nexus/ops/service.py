@@ -121,6 +121,8 @@ class FleetMismatch(RuntimeError):
 async def check_workers(runtime: Runtime, client: Client | None) -> Check:
     """Every worker process agrees with this one (database, storage, Temporal, models, providers, keyring), and
     every poller Temporal sees has reported to this database lately."""
+    from nexus.llm import registry
+    from nexus.llm.models import embedding_identity
     from nexus.ops import fleet
 
     async def probe() -> str:
@@ -132,6 +134,10 @@ async def check_workers(runtime: Runtime, client: Client | None) -> Check:
                 f"object storage {ours.storage_url} belongs to another deployment (its marker {fleet.MARKER_KEY} "
                 f"says {ours.storage}; this database is {ours.database})"
             )
+        try:
+            await registry.require_active(runtime.engine, await asyncio.to_thread(embedding_identity, runtime.settings))
+        except registry.ModelMismatch as exc:
+            raise FleetMismatch(str(exc)) from exc
         problems, workers = await fleet.fleet_problems(runtime, client, ours)
         if problems:
             raise FleetMismatch("; ".join(problems))
