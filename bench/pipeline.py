@@ -111,7 +111,7 @@ def direct(clips: list[Path]) -> tuple[float, list[float]]:
     from nexus.media.transcribe import load_model, transcribe
 
     settings = Settings()
-    embedder = Embedder(settings)
+    embedder = Embedder(settings.embedding_model)
     load_model(settings), embedder.embed(["warm up"])
     per_clip = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -97,26 +97,28 @@ async def load(url: str, users: int, per_user: int, items: int, rng: np.random.G
             columns=["id", "created_at", "updated_at", "owner_id", "workspace_id", "source_type", "status", "tags",
                      "title"],
         )  # fmt: skip
-        await conn.execute("DROP INDEX IF EXISTS ix_media_chunks_embedding_hnsw")
+        model_id = await conn.fetchval("SELECT id FROM embedding_models WHERE status = 'active'")
+        table = f"chunk_vectors_{model_id}"
+        await conn.execute(f"DROP INDEX IF EXISTS ix_{table}_hnsw")
         started = time.perf_counter()
-        records = []
+        records, vector_records = [], []
         for i in range(n):
             u, k = int(chunk_owner[i]), i % per_user
             item = media[u][k * items // per_user]
-            records.append(
-                (uuid.uuid4(), now, item, owners[u], k, float(k), float(k + 1), texts[i], vectors[i], "synthetic", DIMS)
-            )
+            chunk = uuid.uuid4()
+            records.append((chunk, now, item, owners[u], k, float(k), float(k + 1), texts[i]))
+            vector_records.append((chunk, item, vectors[i]))
         await conn.copy_records_to_table(
             "media_chunks",
             records=records,
-            columns=["id", "created_at", "media_id", "owner_id", "idx", "start_s", "end_s", "text", "embedding",
-                     "embedding_model", "dims"],
-        )  # fmt: skip
+            columns=["id", "created_at", "media_id", "owner_id", "idx", "start_s", "end_s", "text"],
+        )
+        await conn.copy_records_to_table(table, records=vector_records, columns=["chunk_id", "media_id", "embedding"])
         loaded = time.perf_counter() - started
         await conn.execute("SET maintenance_work_mem = '1GB'")
         started = time.perf_counter()
         await conn.execute(
-            "CREATE INDEX ix_media_chunks_embedding_hnsw ON media_chunks USING hnsw (embedding vector_cosine_ops) "
+            f"CREATE INDEX ix_{table}_hnsw ON {table} USING hnsw (embedding vector_cosine_ops) "
             "WITH (m = 16, ef_construction = 64)"
         )
         built = time.perf_counter() - started
@@ -138,13 +140,12 @@ async def measure(url: str, data: Dataset, queries: int) -> None:
     from sqlalchemy import event, text
 
     from nexus.core.db import make_engine, session_maker
-    from nexus.core.settings import Settings
     from nexus.llm.embeddings import Embedder
     from nexus.search.service import SearchMode, search
 
     rng = np.random.default_rng(7)
     engine = make_engine(url)
-    embedder = Embedder(Settings())
+    embedder = Embedder()
     vectors, texts = data.vectors, data.texts
     picks = rng.integers(0, len(vectors), size=queries)
     qvecs = vectors[picks] + rng.normal(scale=0.02, size=(queries, DIMS)).astype(np.float32)
@@ -167,7 +168,14 @@ async def measure(url: str, data: Dataset, queries: int) -> None:
         plan = ""
         async with session_maker(engine)() as session:
             for mode in timings:  # warm caches
-                await search(session, embedder, readers[0], qtexts[0], mode=SearchMode(mode), vector=qvecs[0].tolist())
+                await search(
+                    session,
+                    lambda _spec: embedder,
+                    readers[0],
+                    qtexts[0],
+                    mode=SearchMode(mode),
+                    vector=qvecs[0].tolist(),
+                )
             await session.rollback()
             modes = list(timings)
             for n, (reader, qv, qt) in enumerate(zip(readers, qvecs, qtexts, strict=True)):
@@ -175,7 +183,7 @@ async def measure(url: str, data: Dataset, queries: int) -> None:
                     semantic_sql.clear()
                     started = time.perf_counter()
                     hits = await search(
-                        session, embedder, reader, qt, limit=10, mode=SearchMode(mode), vector=qv.tolist()
+                        session, lambda _spec: embedder, reader, qt, limit=10, mode=SearchMode(mode), vector=qv.tolist()
                     )
                     timings[mode].append((time.perf_counter() - started) * 1000)
                     if mode == "semantic":
@@ -184,13 +192,16 @@ async def measure(url: str, data: Dataset, queries: int) -> None:
                             statement, parameters = semantic_sql[0]
                             conn = await session.connection()
                             lines = (await conn.exec_driver_sql("EXPLAIN " + statement, parameters)).scalars().all()
-                            plan = "HNSW index scan" if any("embedding_hnsw" in ln for ln in lines) else "exact"
+                            plan = "HNSW index scan" if any("_hnsw" in ln for ln in lines) else "exact"
                     await session.rollback()
                 await session.execute(text("SET LOCAL enable_indexscan = off"))
-                where = "WHERE owner_id = :o" if owner_only else ""
+                where = "WHERE c.owner_id = :o" if owner_only else ""
                 started = time.perf_counter()
                 exact = await session.execute(
-                    text(f"SELECT id FROM media_chunks {where} ORDER BY embedding <=> CAST(:q AS vector) LIMIT 10"),
+                    text(
+                        "SELECT c.id FROM chunk_vectors_1 v JOIN media_chunks c ON c.id = v.chunk_id "
+                        f"{where} ORDER BY v.embedding <=> CAST(:q AS vector) LIMIT 10"
+                    ),
                     {"q": str(qv.tolist())} | ({"o": reader} if owner_only else {}),
                 )
                 truth = {r[0] for r in exact}

@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from pgvector.sqlalchemy import Vector
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 from sqlmodel import Field
 
@@ -170,18 +169,15 @@ class TranscriptSegment(TimestampedModel, table=True):
 
 
 class MediaChunk(TimestampedModel, table=True):
-    """A passage of transcript with its embedding and full-text vector, for hybrid search and citations."""
+    """A passage of transcript with its full-text vector, for hybrid search and citations.
+
+    Its embedding is in the vector table of each embedding model that has one (`chunk_vectors_<model id>`, see
+    nexus.llm.registry): a pgvector index needs one fixed dimension, and several models coexist while the archive
+    is re-embedded."""
 
     __tablename__ = "media_chunks"
     __table_args__ = (
         sa.UniqueConstraint("media_id", "idx"),
-        sa.Index(
-            "ix_media_chunks_embedding_hnsw",
-            "embedding",
-            postgresql_using="hnsw",
-            postgresql_with={"m": 16, "ef_construction": 64},
-            postgresql_ops={"embedding": "vector_cosine_ops"},
-        ),
         sa.Index("ix_media_chunks_tsv", "tsv", postgresql_using="gin"),
     )
 
@@ -191,9 +187,6 @@ class MediaChunk(TimestampedModel, table=True):
     start_s: float
     end_s: float
     text: str = Field(sa_type=sa.Text)
-    embedding: list[float] = Field(sa_column=sa.Column(Vector(EMBEDDING_DIMS), nullable=False))
-    embedding_model: str = Field(max_length=100)
-    dims: int
     # "transcript", or "translation": a passage of the English translation, at the same seconds.
     track: str = Field(
         default="transcript", sa_column=sa.Column(sa.String(16), nullable=False, server_default="transcript")

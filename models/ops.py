@@ -89,6 +89,11 @@ class EmbeddingModel(SQLModel, table=True):
     digest: str | None = Field(default=None, max_length=64)
     dims: int
     status: str = Field(max_length=16)  # building | active | retired
+    # What loads it: NEXUS_EMBEDDING_MODEL's value ("" = the shipped MiniLM; see nexus.llm.models.spec_path).
+    spec: str = Field(default="", sa_column=sa.Column(sa.String(500), nullable=False, server_default=""))
     created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False)
     activated_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
     retired_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    # A retired model's vectors are kept until `drop_after` (switching back is a quick catch-up), then dropped.
+    drop_after: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    dropped_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))

@@ -43,6 +43,7 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
 
 # Commands that open the database, storage or Temporal themselves (the rest talk to the API, or to nothing).
 _SERVER_COMMANDS = {"up", "api", "worker", "migrate", "users", "apikey", "keys", "cleanup", "schedules"}
+_SERVER_SUBCOMMANDS = {("reembed", "start")}
 _NO_SHARED_STATE = {("keys", "generate")}  # makes the keyring that NEXUS_SECRET_KEYS then holds
 
 
@@ -53,9 +54,9 @@ def _check_mode(ctx: typer.Context) -> None:
     from nexus.core.settings import MissingSharedSettings
 
     command = ctx.invoked_subcommand
-    if command not in _SERVER_COMMANDS:
-        return
     args = [a for a in sys.argv[1:] if not a.startswith("-")]
+    if command not in _SERVER_COMMANDS and tuple(args[:2]) not in _SERVER_SUBCOMMANDS:
+        return
     if tuple(args[:2]) in _NO_SHARED_STATE:
         return
     try:
@@ -693,7 +694,7 @@ app.add_typer(reembed_app, name="reembed")
 
 @reembed_app.command("status")
 def reembed_status() -> None:
-    """Which embedding models the index has vectors of, the active one, and whether this API's model agrees."""
+    """The index's embedding models: the active one, a backfill's progress, vectors kept and dropped."""
     from nexus.client import ApiError
 
     try:
@@ -701,13 +702,46 @@ def reembed_status() -> None:
     except ApiError as exc:
         console.print(f"[red]{exc}")
         raise typer.Exit(1) from exc
-    table = Table("id", "model", "digest", "dims", "status", "passages", "activated", title="embedding models")
+    table = Table("id", "model", "dims", "status", "vectors", "to embed", "memories", "since", title="embedding models")
     for m in status["models"]:
-        digest = (m["digest"] or "not yet known")[:12]
-        table.add_row(str(m["id"]), m["name"], digest, str(m["dims"]), m["status"], str(m["chunks"]),
-                      m["activated_at"] or "")  # fmt: skip
+        name = f"{m['name']}@{(m['digest'] or 'unknown')[:12]}"
+        since = m["dropped_at"] or m["retired_at"] or m["activated_at"] or m["created_at"]
+        status_text = f"{m['status']} (dropped)" if m["dropped_at"] else m["status"]
+        cells = [str(m["id"]), name, str(m["dims"]), status_text, str(m["vectors"]), str(m["missing"])]
+        table.add_row(*cells, str(m["memories"]), (since or "")[:19])
     console.print(table)
-    console.print(f"memories: {status['memories']}; the API embeds with {status['configured']}")
-    if not status["agrees"]:
-        console.print("[red]the API's model is not the index's active model: queries cannot match the vectors")
-        raise typer.Exit(1)
+    console.print(f"queries use {status['active']}; this API is configured with {status['configured']}")
+
+
+@reembed_app.command("start")
+def reembed_start(
+    model: Annotated[
+        str | None, typer.Option(help="Model spec (default: NEXUS_EMBEDDING_MODEL): '', static-64 or a model dir.")
+    ] = None,
+) -> None:
+    """Register a model and re-embed the archive with it; search switches to it once every passage has its vector
+    (the workflows worker does the same at start for NEXUS_EMBEDDING_MODEL)."""
+    from nexus.ops.reembed import start
+    from nexus.runtime import Runtime
+
+    settings = get_settings()
+    spec = settings.embedding_model if model is None else model
+
+    async def go() -> tuple[Any, bool]:
+        from nexus.core.db import database_url_for_command
+        from nexus.core.temporal import connect
+
+        client = await connect(settings)
+        with database_url_for_command(settings) as url:
+            runtime = Runtime.build(settings.model_copy(update={"database_url": url}), client=client)
+            try:
+                return await start(runtime, client, spec)
+            finally:
+                await runtime.engine.dispose()
+
+    row, started = run_async(go())
+    what = f"{row.name} ({row.dims}-d, model {row.id})"
+    if started:
+        console.print(f"re-embedding with {what}: follow it with `nexus reembed status`")
+    else:
+        console.print(f"{what} is already the active model: nothing to do")

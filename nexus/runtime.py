@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from temporalio.client import Client
 
 from nexus.core import crypto
@@ -15,6 +15,7 @@ from nexus.core.db import make_engine, resolve_database_url
 from nexus.core.orchestration import TaskQueues
 from nexus.core.settings import Settings
 from nexus.core.temporal import connect
+from nexus.llm import registry
 from nexus.llm.embeddings import Embedder
 from nexus.memory.service import MemoryStore
 from nexus.storage.service import ObjectStore, make_store
@@ -32,6 +33,7 @@ class Runtime:
     _client: Client | None = None
     _connecting: asyncio.Task[Client] | None = None
     _failed_at: float = 0.0
+    _embedders: dict[str, Embedder] = field(default_factory=dict)
 
     @classmethod
     def build(cls, settings: Settings, *, client: Client | None = None) -> Runtime:
@@ -55,11 +57,25 @@ class Runtime:
     @cached_property
     def embedder(self) -> Embedder:
         """Loads the model on first use; the API needs it for queries, cpu/llm workers for chunks and tags."""
-        return Embedder(self.settings)
+        return Embedder(self.settings.embedding_model)
+
+    def embedder_for(self, spec: str) -> Embedder:
+        """The embedder of a registered model (queries use the active model's, writers every target's), one per
+        spec per process; the configured model's is `embedder`."""
+        if spec == self.settings.embedding_model:
+            return self.embedder
+        if spec not in self._embedders:
+            self._embedders[spec] = Embedder(spec)
+        return self._embedders[spec]
+
+    async def index_vectors(self, session: AsyncSession, texts: list[str]) -> registry.Vectors:
+        """`texts` embedded with every model the index is writing (active, and any being built)."""
+        models = await registry.targets(session)
+        return await registry.embed_for_index(models, lambda m: self.embedder_for(m.spec), texts)
 
     @cached_property
     def memory(self) -> MemoryStore:
-        return MemoryStore(self.settings, self.database_url, self.embedder)
+        return MemoryStore(self.settings, self.database_url, self.embedder_for)
 
     async def temporal(self) -> Client:
         """Connect on first use so the API can start (and report not-ready) while Temporal is down.

@@ -33,6 +33,7 @@ def workflows_for(queue: Queue) -> list[type]:
     from workflows.integrations import TokenRefreshSweepWorkflow, TokenRefreshWorkflow
     from workflows.maintenance import CleanupWorkflow, ReconcileJobsWorkflow, SweepOrphansWorkflow
     from workflows.media import MediaPipelineWorkflow
+    from workflows.reembed import ReembedSweepWorkflow, ReembedWorkflow
 
     if queue is not Queue.workflows:
         return []
@@ -44,6 +45,8 @@ def workflows_for(queue: Queue) -> list[type]:
         CleanupWorkflow,
         TokenRefreshWorkflow,
         TokenRefreshSweepWorkflow,
+        ReembedWorkflow,
+        ReembedSweepWorkflow,
     ]
 
 
@@ -51,9 +54,10 @@ def activities_for(queue: Queue, runtime: Runtime) -> list[Callable[..., Any]]:
     from activities.chat import ChatActivities
     from activities.integrations import IntegrationActivities
     from activities.media import MediaActivities
+    from activities.reembed import ReembedActivities
 
     media, chat, integrations = MediaActivities(runtime), ChatActivities(runtime), IntegrationActivities(runtime)
-    system = SystemActivities(runtime)
+    system, reembed = SystemActivities(runtime), ReembedActivities(runtime)
     by_queue: dict[Queue, list[Callable[..., Any]]] = {
         # Local activities run in the worker that runs the workflow: stage bookkeeping and chat context.
         # Token refreshes are short network calls: here, a busy cpu queue (an hour of ffmpeg) never lets a token
@@ -67,6 +71,9 @@ def activities_for(queue: Queue, runtime: Runtime) -> list[Callable[..., Any]]:
             media.sweep_orphans,
             system.cleanup,
             chat.remember,
+            reembed.batch,
+            reembed.finish,
+            reembed.sweep,
         ],
         Queue.gpu: [media.transcribe_media],
         Queue.llm: [media.enrich_media, chat.generate],
@@ -112,9 +119,12 @@ async def run_workers(runtime: Runtime, queues: Sequence[Queue]) -> None:
     serve_sdk_metrics(runtime.settings, queues)
     client = await runtime.temporal()
     if Queue.workflows in queues:
+        from nexus.ops.reembed import start
         from nexus.ops.schedules import ensure_schedules
 
         await ensure_schedules(client, runtime)
+        # The model the deployment is configured with: a new one is registered and its backfill started.
+        await start(runtime, client, runtime.settings.embedding_model)
     workers = [build_worker(client, runtime, q) for q in queues]
     log.info("serving task queues: %s", ", ".join(runtime.queues.name(q) for q in queues))
     try:

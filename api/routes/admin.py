@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
@@ -105,34 +105,34 @@ class ModelRow(BaseModel):
     digest: str | None
     dims: int
     status: str = Field(description="building | active | retired")
-    chunks: int = Field(description="Passages with a vector of this model.")
-    created_at: str
-    activated_at: str | None
+    spec: str = Field(description="What loads it (NEXUS_EMBEDDING_MODEL's value; empty: the shipped model).")
+    vectors: int = Field(description="Passages with a vector of this model.")
+    missing: int = Field(description="Passages still without one (a building model's backfill progress).")
+    memories: int
+    created_at: datetime
+    activated_at: datetime | None
+    retired_at: datetime | None
+    drop_after: datetime | None = Field(description="A retired model's vectors are dropped after this.")
+    dropped_at: datetime | None
 
 
 class EmbeddingsStatus(BaseModel):
-    configured: str = Field(description="The model this API process embeds queries with (name@digest/dims).")
-    agrees: bool = Field(description="The configured model is the index's active one.")
+    configured: str = Field(description="The model this API process is configured with (name@digest/dims).")
+    active: str = Field(description="The model queries use: the index's active one.")
     models: list[ModelRow]
-    memories: int = Field(description="Mem0 memories (embedded with the active model).")
 
 
 @router.get("/embeddings")
 async def embeddings(_admin: AdminUser, runtime: RuntimeDep) -> EmbeddingsStatus:
-    """The embedding models the search index knows, which one is active, and how many vectors each has."""
+    """The embedding models the search index knows: which one answers queries, and each one's vectors, passages
+    still to embed (a re-embedding's progress) and memories."""
     identity = await asyncio.to_thread(embedding_identity, runtime.settings)
     states = await registry.states(runtime.engine)
-    active = next(s for s in states if s.status == "active")
+    rows = []
+    for st in states:
+        memories = 0 if st.dropped_at else await memory_count(runtime.engine, st.id)
+        fields = {k: v for k, v in vars(st).items()}
+        rows.append(ModelRow(**fields, memories=memories))
     return EmbeddingsStatus(
-        configured=str(identity),
-        agrees=active.digest in (None, identity.digest) and active.dims == identity.dims,
-        models=[
-            ModelRow(
-                **{k: getattr(s, k) for k in ("id", "name", "digest", "dims", "status", "chunks")},
-                created_at=s.created_at.isoformat(),
-                activated_at=s.activated_at.isoformat() if s.activated_at else None,
-            )
-            for s in states
-        ],
-        memories=await memory_count(runtime.engine),
+        configured=str(identity), active=next(st.label for st in states if st.status == "active"), models=rows
     )

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import CurrentUser, RuntimeDep, SessionDep
 from models import SourceType
+from nexus.llm import registry
 from nexus.search.service import SearchFilters, SearchMode, search
 
 router = APIRouter(prefix="/api", tags=["search"])
@@ -50,6 +51,7 @@ class SearchResult(BaseModel):
 class SearchResponse(BaseModel):
     query: str
     mode: SearchMode
+    model: str = Field(description="The embedding model the semantic leg used: the index's active one.")
     results: list[SearchResult]
 
 
@@ -66,7 +68,7 @@ async def search_media(
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "the query is empty: send some words to search for")
     hits = await search(
         session,
-        runtime.embedder,
+        runtime.embedder_for,
         user.id,
         query,
         limit=body.limit,
@@ -76,6 +78,7 @@ async def search_media(
     return SearchResponse(
         query=query,
         mode=body.mode,
+        model=registry.label(await registry.active_model(session)),
         results=[
             SearchResult(
                 media_id=h.media_id,

@@ -89,7 +89,7 @@ async def context(rt: Runtime, inp: ContextInput) -> TurnContext:
     async with session_scope(rt.engine) as session:
         hits = await search(
             session,
-            rt.embedder,
+            rt.embedder_for,
             inp.user_id,
             inp.query,
             limit=CONTEXT_PASSAGES,

@@ -45,11 +45,18 @@ SWEEP_ORPHANS_WORKFLOW = "SweepOrphans"
 TOKEN_REFRESH_WORKFLOW = "TokenRefresh"
 TOKEN_REFRESH_SWEEP_WORKFLOW = "TokenRefreshSweep"
 CLEANUP_WORKFLOW = "Cleanup"
+REEMBED_WORKFLOW = "Reembed"
+REEMBED_SWEEP_WORKFLOW = "ReembedSweep"
 
 
 def schedule_id(task_queue_prefix: str, name: str) -> str:
     """One schedule of each kind per deployment (its queues' prefix): two stacks on one Temporal do not share."""
     return f"{task_queue_prefix}-{name}"
+
+
+def reembed_workflow_id(task_queue_prefix: str, model_id: int) -> str:
+    """One backfill per model per deployment: starting it again joins the running one."""
+    return f"{task_queue_prefix}-reembed-{model_id}"
 
 
 def media_workflow_id(media_id: object) -> str:

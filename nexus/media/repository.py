@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import Any, overload
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import overload
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -24,7 +24,9 @@ from models import (
 from models.base import new_id, utcnow
 from nexus.core.db import lock_for_transaction, outlasting_outages, session_scope
 from nexus.core.eventlog import append, follow
+from nexus.llm import registry
 from nexus.llm.providers import Enrichment
+from nexus.llm.registry import Vectors
 from nexus.media.chunking import Passage, turns_text
 from nexus.media.fingerprint import duration_window
 from nexus.media.transcribe import Transcript
@@ -327,17 +329,18 @@ async def count_chunks(engine: AsyncEngine, media_id: uuid.UUID) -> int:
 
 
 @outlasting_outages
-async def store_chunks(
-    engine: AsyncEngine, media: MediaItem, passages: list[Passage], vectors: Iterable[Any], model_name: str
-) -> None:
+async def store_chunks(engine: AsyncEngine, media: MediaItem, passages: list[Passage], vectors: Vectors) -> None:
     """Like the transcript: one transaction, and the (media_id, idx) unique key stops a racing attempt."""
     async with session_scope(engine) as session:
-        session.add_all(chunk_rows(media, passages, vectors, model_name))
+        await add_chunks(session, media, passages, vectors)
 
 
-def chunk_rows(media: MediaItem, passages: list[Passage], vectors: Iterable[Any], model_name: str) -> list[MediaChunk]:
-    """The item's passages with their vectors, as rows (the pipeline's embed step and corrections store these)."""
-    return [
+async def add_chunks(
+    session: AsyncSession, media: MediaItem, passages: list[Passage], vectors: Vectors
+) -> list[MediaChunk]:
+    """The item's passages, and their vectors in each indexed model's table (`Runtime.index_vectors`), in the
+    caller's transaction (the pipeline's embed step, a re-transcription's swap and corrections store these)."""
+    rows = [
         MediaChunk(
             media_id=media.id,
             owner_id=media.owner_id,
@@ -345,13 +348,14 @@ def chunk_rows(media: MediaItem, passages: list[Passage], vectors: Iterable[Any]
             start_s=passage.start_s,
             end_s=passage.end_s,
             text=passage.text,
-            embedding=list(map(float, vector)),
-            embedding_model=_clip(model_name, 100),
-            dims=len(vector),
             track=passage.track,
         )
-        for i, (passage, vector) in enumerate(zip(passages, vectors, strict=True))
+        for i, passage in enumerate(passages)
     ]
+    session.add_all(rows)
+    await session.flush()
+    await registry.add_vectors(session, rows, vectors)
+    return rows
 
 
 # --- re-transcription: results wait in a draft, then replace the item's in one transaction ---
@@ -388,8 +392,7 @@ async def apply_draft(
     transcript: Transcript,
     enrichment: Enrichment | None,
     passages: list[Passage],
-    vectors: Iterable[Any],
-    model_name: str,
+    vectors: Vectors,
 ) -> bool:
     """Swap the re-transcription in: segments, passages and vectors, language, what was applied, summary and
     tags, in one transaction, so a search sees the old item or the new one, never a mix. Speaker names are
@@ -406,7 +409,7 @@ async def apply_draft(
         await session.execute(delete(TranscriptSegment).where(col(TranscriptSegment.media_id) == media.id))
         await session.execute(delete(MediaChunk).where(col(MediaChunk.media_id) == media.id))
         session.add_all(_segment_rows(media, transcript))
-        session.add_all(chunk_rows(media, passages, vectors, model_name))
+        await add_chunks(session, media, passages, vectors)
         values: dict[str, object] = {
             "language": _clip(transcript.language, 16),
             "languages": transcript.languages,

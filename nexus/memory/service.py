@@ -10,21 +10,23 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
+from psycopg.types.json import Jsonb
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from models.media import EMBEDDING_DIMS
 from nexus.core.db import sync_url
 from nexus.core.settings import Settings
 from nexus.llm.embeddings import Embedder
-from nexus.llm.models import embedding_model_path
+from nexus.llm.models import spec_path
+from nexus.llm.registry import LEGACY_ID, memory_collection
 from nexus.memory.history import PostgresHistory
-
-COLLECTION = "nexus_memories"
 
 
 @dataclass
@@ -49,13 +51,37 @@ class _SharedEmbedding:
         return [v.tolist() for v in self.embedder.embed(list(texts))]
 
 
+@dataclass(frozen=True)
+class IndexModel:
+    """The registry row Mem0 is configured for: its collection, dimension and the spec that loads it."""
+
+    id: int
+    dims: int
+    spec: str
+
+
+ACTIVE_TTL_S = 2.0
+"""How long a process trusts its reading of the active model (a switch reaches memory within this)."""
+
+
 class MemoryStore:
-    def __init__(self, settings: Settings, database_url: str, embedder: Embedder) -> None:
+    def __init__(self, settings: Settings, database_url: str, embedder_for: Callable[[str], Embedder]) -> None:
         self.settings = settings
         self.database_url = database_url
-        self.embedder = embedder
+        self.embedder_for = embedder_for
         self._memories: dict[tuple[Any, ...], Any] = {}
         self._lock = threading.Lock()
+        self._active: tuple[float, IndexModel] | None = None
+
+    def active(self) -> IndexModel:
+        """The index's active embedding model: memories are stored in and searched from its collection."""
+        now = time.monotonic()
+        if self._active is None or now - self._active[0] > ACTIVE_TTL_S:
+            with psycopg.connect(sync_url(self.database_url), autocommit=True, connect_timeout=10) as conn:
+                row = conn.execute("SELECT id, dims, spec FROM embedding_models WHERE status = 'active'").fetchone()
+            assert row is not None, "no active embedding model: run `nexus migrate`"
+            self._active = (now, IndexModel(int(row[0]), int(row[1]), str(row[2])))
+        return self._active[1]
 
     @property
     def infer(self) -> bool:
@@ -66,7 +92,7 @@ class MemoryStore:
         s = self.settings
         return (s.openai_base_url, s.openai_model, s.openai_api_key, s.gemini_api_key, s.gemini_model)
 
-    def _config(self) -> dict[str, Any]:
+    def _config(self, model: IndexModel) -> dict[str, Any]:
         s = self.settings
         if s.openai_base_url:
             key = s.openai_api_key.get_secret_value() if s.openai_api_key else "unused"
@@ -84,23 +110,27 @@ class MemoryStore:
                 "provider": "pgvector",
                 "config": {
                     "connection_string": sync_url(self.database_url),
-                    "collection_name": COLLECTION,
-                    "embedding_model_dims": EMBEDDING_DIMS,
+                    "collection_name": memory_collection(model.id),
+                    "embedding_model_dims": model.dims,
                     "hnsw": True,
                 },
             },
             "embedder": {
                 "provider": "huggingface",
-                "config": {"model": str(embedding_model_path(s)), "embedding_dims": EMBEDDING_DIMS},
+                # Mem0 loads this once, and _get replaces it with our embedder of the model's spec at once: the
+                # shipped model always loads (a static model's directory is no sentence-transformers model).
+                "config": {"model": str(spec_path("")), "embedding_dims": model.dims},
             },
             "llm": llm,
             # Replaced by PostgresHistory as soon as Mem0 is built: no history file on any host.
             "history_db_path": ":memory:",
         }
 
-    def _get(self) -> Any:
-        """One Mem0 instance per LLM configuration (settings are fixed in production; tests change them)."""
-        key = self._llm_signature()
+    def _get(self, model: IndexModel | None = None) -> Any:
+        """One Mem0 instance per LLM configuration (settings are fixed in production; tests change them) and
+        embedding model (the active one unless `model`; its collection is created on first use)."""
+        model = model or self.active()
+        key = (*self._llm_signature(), model.id)
         with self._lock:
             if key not in self._memories:
                 os.environ["MEM0_TELEMETRY"] = "False"
@@ -109,10 +139,10 @@ class MemoryStore:
                 (self.settings.data_dir / "mem0").mkdir(parents=True, exist_ok=True)
                 from mem0 import Memory
 
-                memory = Memory.from_config(self._config())
+                memory = Memory.from_config(self._config(model))
                 memory.db.close()
                 memory.db = PostgresHistory(sync_url(self.database_url))
-                memory.embedding_model = _SharedEmbedding(self.embedder)
+                memory.embedding_model = _SharedEmbedding(self.embedder_for(model.spec))
                 client = getattr(memory.llm, "client", None)
                 if client is not None and hasattr(client, "with_options"):
                     # A silent LLM endpoint would otherwise hang fact extraction forever.
@@ -159,14 +189,60 @@ class MemoryStore:
             if not found or found.get("user_id") != str(user_id):
                 return False
             memory.delete(memory_id)
+            self._forget_copies(memory_id)
             return True
 
         return await asyncio.to_thread(run)
 
+    def _forget_copies(self, memory_id: str) -> None:
+        """A deleted memory goes from every model's collection (one being built, one retired but kept), so no
+        re-embedding or switch back brings it back."""
+        with psycopg.connect(sync_url(self.database_url), autocommit=True, connect_timeout=10) as conn:
+            for (model_id,) in conn.execute("SELECT id FROM embedding_models WHERE dropped_at IS NULL").fetchall():
+                table = memory_collection(int(model_id))
+                if conn.execute("SELECT to_regclass(%s)", (table,)).fetchone() != (None,):
+                    conn.execute(f'DELETE FROM "{table}" WHERE id = %s', (memory_id,))
 
-async def memory_count(engine: AsyncEngine) -> int:
-    """Memories stored (Mem0's collection table; absent until the first memory)."""
+
+async def memory_count(engine: AsyncEngine, model_id: int = LEGACY_ID) -> int:
+    """Memories stored with a model's vectors (Mem0's collection table; absent until the first memory)."""
+    table = memory_collection(model_id)
     async with engine.connect() as conn:
-        if (await conn.execute(text("SELECT to_regclass(:t)"), {"t": COLLECTION})).scalar_one() is None:
+        if (await conn.execute(text("SELECT to_regclass(:t)"), {"t": table})).scalar_one() is None:
             return 0
-        return int((await conn.execute(text(f"SELECT count(*) FROM {COLLECTION}"))).scalar_one())
+        return int((await conn.execute(text(f'SELECT count(*) FROM "{table}"'))).scalar_one())
+
+
+def copy_memories(
+    store: MemoryStore, source_id: int, target: IndexModel, *, only_missing: bool = False, batch: int = 256
+) -> int:
+    """Memories in `source_id`'s collection that `target`'s lacks or holds with other text (Mem0 updated it), copied
+    with `target`'s vectors (same ids and payloads). Blocking. Idempotent: a retry or a later sweep copies only what
+    still differs. `only_missing`: copy what the target lacks, never overwrite (from a retired model's collection
+    into the active one: only memories a process wrote there in the moment of the switch). (Deletions reach every
+    collection at once: MemoryStore.delete.)"""
+    store._get(target).vector_store._ensure_collection()  # Mem0's own schema and HNSW index for the target
+    source, dest = memory_collection(source_id), memory_collection(target.id)
+    embedder = store.embedder_for(target.spec)
+    copied = 0
+    with psycopg.connect(sync_url(store.database_url), autocommit=True, connect_timeout=10) as conn:
+        if conn.execute("SELECT to_regclass(%s)", (source,)).fetchone() == (None,):
+            return 0
+        while True:
+            rows = conn.execute(
+                f'SELECT s.id, s.payload FROM "{source}" s WHERE NOT EXISTS (SELECT 1 FROM "{dest}" d '
+                "WHERE d.id = s.id AND (%s OR d.payload->>'data' IS NOT DISTINCT FROM s.payload->>'data')) "
+                "ORDER BY s.id LIMIT %s",
+                (only_missing, batch),
+            ).fetchall()
+            if not rows:
+                return copied
+            vectors = embedder.embed([str((payload or {}).get("data", "")) for _, payload in rows])
+            with conn.transaction():
+                for (memory_id, payload), vector in zip(rows, vectors, strict=True):
+                    conn.execute(
+                        f'INSERT INTO "{dest}" (id, vector, payload) VALUES (%s, %s::vector, %s) '
+                        "ON CONFLICT (id) DO UPDATE SET vector = EXCLUDED.vector, payload = EXCLUDED.payload",
+                        (memory_id, str(list(map(float, vector))), Jsonb(payload)),
+                    )
+            copied += len(rows)

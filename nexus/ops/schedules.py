@@ -23,6 +23,7 @@ from temporalio.client import (
 from nexus.core.orchestration import (
     CLEANUP_WORKFLOW,
     RECONCILE_JOBS_WORKFLOW,
+    REEMBED_SWEEP_WORKFLOW,
     SWEEP_ORPHANS_WORKFLOW,
     TOKEN_REFRESH_SWEEP_WORKFLOW,
     schedule_id,
@@ -38,6 +39,8 @@ SCHEDULES = [
     ("token-refresh-sweep", TOKEN_REFRESH_SWEEP_WORKFLOW, timedelta(minutes=15)),
     # Daily (at 00:00 UTC: intervals count from the epoch); `NEXUS_CLEANUP_DRY_RUN` makes its runs only report.
     ("cleanup", CLEANUP_WORKFLOW, timedelta(days=1)),
+    # Daily: unfinished re-embeddings restarted, gaps in the active model's vectors filled, old models dropped.
+    ("reembed-sweep", REEMBED_SWEEP_WORKFLOW, timedelta(days=1)),
 ]
 
 

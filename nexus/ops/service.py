@@ -122,7 +122,6 @@ async def check_workers(runtime: Runtime, client: Client | None) -> Check:
     """Every worker process agrees with this one (database, storage, Temporal, models, providers, keyring), and
     every poller Temporal sees has reported to this database lately."""
     from nexus.llm import registry
-    from nexus.llm.models import embedding_identity
     from nexus.ops import fleet
 
     async def probe() -> str:
@@ -134,9 +133,10 @@ async def check_workers(runtime: Runtime, client: Client | None) -> Check:
                 f"object storage {ours.storage_url} belongs to another deployment (its marker {fleet.MARKER_KEY} "
                 f"says {ours.storage}; this database is {ours.database})"
             )
-        try:
-            await registry.require_active(runtime.engine, await asyncio.to_thread(embedding_identity, runtime.settings))
-        except registry.ModelMismatch as exc:
+        active = await registry.adopt(runtime.engine, runtime.settings.embedding_model)
+        try:  # this process answers queries with the index's active model: it must have that model's files
+            await asyncio.to_thread(registry.check_loadable, active)
+        except registry.ModelUnavailable as exc:
             raise FleetMismatch(str(exc)) from exc
         problems, workers = await fleet.fleet_problems(runtime, client, ours)
         if problems:

@@ -11,7 +11,7 @@ import enum
 import re
 import unicodedata
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexus.identity.access import visible_media_ids_sql
 from nexus.llm.embeddings import Embedder
+from nexus.llm.registry import active_model, check_loadable, vector_table_name
 
 RRF_K = 60
 HNSW_EF_SEARCH = 100
@@ -179,8 +180,10 @@ def _hit(row: Sequence[Any]) -> Hit:
 
 
 async def _semantic(
-    session: AsyncSession, vector: list[float], where: str, media_where: str, params: dict, k: int
+    session: AsyncSession, model_id: int, vector: list[float], where: str, media_where: str, params: dict, k: int
 ) -> list[Hit]:
+    """Nearest passages in the vector table of `model_id` (the active model: nexus.llm.registry)."""
+    vectors = vector_table_name(model_id)
     readable = await _readable_media(session, media_where, params)
     if readable is not None:
         if not readable:
@@ -188,9 +191,9 @@ async def _semantic(
         # MATERIALIZED: rank the reader's chunks exactly (no index involved), then fetch text for the k nearest.
         rows = await session.execute(
             text(
-                """WITH readable AS MATERIALIZED (
-                       SELECT id, embedding <=> CAST(:qvec AS vector) AS distance
-                       FROM media_chunks WHERE media_id = ANY(:ids)
+                f"""WITH readable AS MATERIALIZED (
+                       SELECT chunk_id AS id, embedding <=> CAST(:qvec AS vector) AS distance
+                       FROM {vectors} WHERE media_id = ANY(:ids)
                    ), nearest AS (
                        SELECT id, distance FROM readable ORDER BY distance LIMIT :k
                    )
@@ -207,10 +210,10 @@ async def _semantic(
     rows = await session.execute(
         text(
             f"""SELECT c.id, c.media_id, m.title, c.start_s, c.end_s, c.text,
-                       1 - (c.embedding <=> CAST(:qvec AS vector)) AS score, c.track
-                FROM media_chunks c JOIN media_items m ON m.id = c.media_id
+                       1 - (v.embedding <=> CAST(:qvec AS vector)) AS score, c.track
+                FROM {vectors} v JOIN media_chunks c ON c.id = v.chunk_id JOIN media_items m ON m.id = c.media_id
                 WHERE {where}
-                ORDER BY c.embedding <=> CAST(:qvec AS vector)
+                ORDER BY v.embedding <=> CAST(:qvec AS vector)
                 LIMIT :k"""
         ),
         {**params, "qvec": str(vector), "k": k},
@@ -246,7 +249,7 @@ def fuse(legs: dict[str, list[Hit]], limit: int) -> list[Hit]:
 
 async def search(
     session: AsyncSession,
-    embedder: Embedder,
+    embedder_for: Callable[[str], Embedder],
     user_id: uuid.UUID,
     query: str,
     *,
@@ -255,16 +258,21 @@ async def search(
     filters: SearchFilters | None = None,
     vector: list[float] | None = None,
 ) -> list[Hit]:
-    """`vector` skips embedding the query (benchmarks pass precomputed ones)."""
+    """`embedder_for`: a model spec's embedder (`Runtime.embedder_for`); `vector` skips embedding the query
+    (benchmarks pass precomputed ones)."""
     params: dict[str, object] = {"user": user_id}
     where = _filter_sql(filters or SearchFilters(), params)
     media_where = _filter_sql(filters or SearchFilters(), params, media_only=True)
     candidates = max(limit * 4, 40)
     legs: dict[str, list[Hit]] = {}
     if mode in (SearchMode.hybrid, SearchMode.semantic):
+        # The index's active model, whatever this process is configured with: during a re-embedding queries keep
+        # using the previous model's vectors until the switch.
+        model = await active_model(session)
         if vector is None:
-            vector = await asyncio.to_thread(embedder.embed_query, query)
-        legs["semantic"] = await _semantic(session, vector, where, media_where, params, candidates)
+            check_loadable(model)
+            vector = await asyncio.to_thread(embedder_for(model.spec).embed_query, query)
+        legs["semantic"] = await _semantic(session, model.id or 0, vector, where, media_where, params, candidates)
     if mode in (SearchMode.hybrid, SearchMode.keyword):
         legs["keyword"] = await _keyword(session, query, where, params, candidates)
     if mode is not SearchMode.hybrid:

@@ -40,7 +40,7 @@ async def test_upgrade_downgrade_upgrade_on_an_empty_database(database_url: str)
         async with engine.connect() as conn:
             assert (await conn.execute(text("SELECT 1 FROM pg_extension WHERE extname = 'vector'"))).scalar() == 1
             indexes = {r[0] for r in await conn.execute(text("SELECT indexname FROM pg_indexes"))}
-        assert {"ix_media_chunks_embedding_hnsw", "ix_media_chunks_tsv"} <= indexes
+        assert {"ix_chunk_vectors_1_hnsw", "ix_media_chunks_tsv"} <= indexes
 
         await asyncio.to_thread(command.downgrade, alembic_config(url), "base")
         assert (await tables()) <= {"alembic_version"}

@@ -87,7 +87,7 @@ async def test_malformed_json_is_retryable(fake: FakeLLM) -> None:
 
 
 def test_provider_selection() -> None:
-    embedder = Embedder(Settings())
+    embedder = Embedder()
     assert isinstance(enrichment_provider(Settings(), embedder), ExtractiveProvider)
     assert isinstance(
         enrichment_provider(Settings(openai_base_url="http://127.0.0.1:1/v1"), embedder), OpenAICompatibleProvider
@@ -101,12 +101,12 @@ async def test_extractive_summary_and_tags_come_from_the_text() -> None:
         "Volcanoes form where tectonic plates collide. Magma rises through the crust and erupts as lava. "
         "Some volcanoes stay dormant for centuries before erupting again. Scientists monitor volcanic gases."
     )
-    result = await ExtractiveProvider(Embedder(Settings())).enrich(text)
+    result = await ExtractiveProvider(Embedder()).enrich(text)
     assert result.provider == "extractive"
     assert all(sentence.strip() in text for sentence in result.summary.split(". ") if sentence)
     assert 3 <= len(result.tags) <= 8
     assert any("volcan" in tag for tag in result.tags)
-    empty = await ExtractiveProvider(Embedder(Settings())).enrich("")
+    empty = await ExtractiveProvider(Embedder()).enrich("")
     assert empty.summary == "" and empty.tags == []
 
 
@@ -137,6 +137,6 @@ async def test_extractive_answer_quotes_passages_and_says_no_model() -> None:
         memories=["My sister lives in Trondheim"],
         passages=[Passage(media_id="m1", title="Log", start=64, end=70, text="seven ships sailed past")],
     )
-    answer = "".join([t async for t in ExtractiveProvider(Embedder(Settings())).stream_answer(ctx, Usage())])
+    answer = "".join([t async for t in ExtractiveProvider(Embedder()).stream_answer(ctx, Usage())])
     assert answer.startswith("No generative model is configured")
     assert '[1] "seven ships sailed past" (Log, 1:04-1:10)' in answer and "Trondheim" in answer

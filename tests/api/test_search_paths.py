@@ -6,10 +6,15 @@ from __future__ import annotations
 import random
 
 import pytest
+from sqlalchemy import delete
+from sqlmodel import col
 
-from models import MediaChunk, MediaItem, SourceType
+from models import MediaItem, SourceType
 from models.media import EMBEDDING_DIMS
 from nexus.core.db import session_scope
+from nexus.llm import registry
+from nexus.media.chunking import Passage
+from nexus.media.repository import add_chunks
 from nexus.runtime import Runtime
 from nexus.search import service
 from nexus.search.service import SearchMode, search
@@ -28,28 +33,18 @@ async def test_exact_and_index_paths_agree_and_stay_scoped(
     rng = random.Random(7)
     me, other = await make_account(), await make_account()
     vectors: dict[str, list[float]] = {}
+    created = []
+    model = await registry.adopt(runtime.engine, runtime.settings.embedding_model)
     async with session_scope(runtime.engine) as session:
         for account in (me, other):
             media = MediaItem(owner_id=account.user.id, source_type=SourceType.file, title="t")
             session.add(media)
             await session.flush()
-            for i in range(60):
-                vec = unit(rng)
-                body = f"passage {account.user.email} {i}"
-                vectors[body] = vec
-                session.add(
-                    MediaChunk(
-                        media_id=media.id,
-                        owner_id=account.user.id,
-                        idx=i,
-                        start_s=i,
-                        end_s=i + 1,
-                        text=body,
-                        embedding=vec,
-                        embedding_model="test",
-                        dims=EMBEDDING_DIMS,
-                    )
-                )
+            created.append(media.id)
+            passages = [Passage(start_s=i, end_s=i + 1, text=f"passage {account.user.email} {i}") for i in range(60)]
+            own = [unit(rng) for _ in passages]
+            vectors |= {p.text: v for p, v in zip(passages, own, strict=True)}
+            await add_chunks(session, media, passages, {model.id: own})
     mine = [body for body in vectors if me.user.email in body]
     query = vectors[mine[3]]  # a query equal to one of my passages: it must rank first on both paths
 
@@ -57,11 +52,15 @@ async def test_exact_and_index_paths_agree_and_stay_scoped(
         monkeypatch.setattr(service, "EXACT_SCAN_MAX", exact_max)
         async with session_scope(runtime.engine) as session:
             hits = await search(
-                session, runtime.embedder, me.user.id, "q", limit=10, mode=SearchMode.semantic, vector=query
+                session, runtime.embedder_for, me.user.id, "q", limit=10, mode=SearchMode.semantic, vector=query
             )
         return [h.text for h in hits]
 
-    exact, indexed = await top(50_000), await top(0)
+    try:
+        exact, indexed = await top(50_000), await top(0)
+    finally:  # random vectors are no model's: they must not stay in the session's index (a re-embedding verifies)
+        async with session_scope(runtime.engine) as session:
+            await session.execute(delete(MediaItem).where(col(MediaItem.id).in_(created)))
     assert exact[0] == mine[3] and indexed[0] == mine[3]
     assert all(me.user.email in t for t in exact + indexed)  # never another user's passage
     assert len(exact) == 10 and set(indexed) <= set(mine)

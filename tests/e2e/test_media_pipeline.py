@@ -8,10 +8,10 @@ import uuid
 from pathlib import Path
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from temporalio.client import Client
 
-from models import MediaChunk, TranscriptSegment
+from models import TranscriptSegment
 from nexus.core.codec import decode_history
 from nexus.runtime import Runtime
 from tests.conftest import MakeAccount, follow_job
@@ -106,14 +106,18 @@ async def test_url_to_transcript_summary_tags_and_vectors(
     assert media["language"] == "en"
 
     async with runtime.engine.connect() as conn:
+        # Every passage has its full-text vector, and a 384-d vector of the index's (shipped) model.
         chunks = (
             await conn.execute(
-                select(MediaChunk.dims, MediaChunk.embedding_model, MediaChunk.tsv).where(
-                    MediaChunk.media_id == uuid.UUID(submitted["media_id"])
-                )
+                text(
+                    "SELECT c.tsv IS NOT NULL, vector_dims(v.embedding), m.name FROM media_chunks c "
+                    "JOIN chunk_vectors_1 v ON v.chunk_id = c.id JOIN embedding_models m ON m.id = 1 "
+                    "WHERE c.media_id = :m"
+                ),
+                {"m": uuid.UUID(submitted["media_id"])},
             )
         ).all()
-    assert chunks and all(c.dims == 384 and c.embedding_model == "all-MiniLM-L6-v2" and c.tsv for c in chunks)
+    assert chunks and all(tsv and dims == 384 and name == "all-MiniLM-L6-v2" for tsv, dims, name in chunks)
 
     job = (await api.get(f"/api/jobs/{submitted['job_id']}", headers=me.headers)).json()
     assert job["stage"] == "completed" and job["progress"] == 100 and job["attempts"] == 1 and job["error"] is None

@@ -1,0 +1,119 @@
+"""Re-embedding benchmark: an archive re-embedded through the whole stack, against the same model embedding the same
+texts directly in one process; and search latency during the backfill against idle.
+
+    python bench/reembed.py [--chunks 100000] [--target static-64] [--batch 256] [--queries 200]
+
+Starts a throwaway `nexus up`, bulk-loads CHUNKS synthetic passages (bench/search.py's generator: 40 Zipf words
+each, 384-d vectors of the active MiniLM model) for 10 users, then:
+
+- direct: the target model embeds every passage's text in one process, batches of BATCH (the baseline);
+- stack: `nexus reembed start` (in-process: registry.declare + ReembedWorkflow) on the stack's workers, from start
+  to the switch (backfill, catch-up, memories, verification, switch) -> chunks/s and the ratio to direct
+  (goal >= 0.85x);
+- search: QUERIES hybrid searches by one user (query text embedded with the active model, as the API does) while
+  idle, then in a loop while the backfill runs -> p50/p95 and the ratio of p95s (goal <= 2x).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from common import start_stack
+from search import load, pct
+
+
+async def searches(rt, reader, texts: list[str], stop: asyncio.Event | None, limit: int) -> list[float]:  # type: ignore[no-untyped-def]
+    from nexus.core.db import session_scope
+    from nexus.search.service import SearchMode, search
+
+    timings: list[float] = []
+    i = 0
+    while (stop is None and i < limit) or (stop is not None and not stop.is_set()):
+        query = texts[i % len(texts)]
+        started = time.perf_counter()
+        async with session_scope(rt.engine) as session:
+            await search(session, rt.embedder_for, reader, query, limit=10, mode=SearchMode.hybrid)
+        timings.append((time.perf_counter() - started) * 1000)
+        i += 1
+    return timings
+
+
+async def main(chunks: int, target: str, batch: int, queries: int) -> None:
+    from nexus.core.embedded import EmbeddedPostgres
+    from nexus.core.orchestration import REEMBED_WORKFLOW, reembed_workflow_id
+    from nexus.core.settings import Settings
+    from nexus.core.temporal import connect
+    from nexus.llm import registry
+    from nexus.llm.contracts import ReembedInput, ReembedReport
+    from nexus.llm.embeddings import Embedder
+    from nexus.runtime import Runtime
+
+    with tempfile.TemporaryDirectory() as tmp:
+        stack = start_stack(Path(tmp))
+        try:
+            settings = Settings()
+            url = EmbeddedPostgres(settings.pg_dir).start()
+            data = await load(url, users=10, per_user=chunks // 10, items=10, rng=np.random.default_rng(1))
+            rt = Runtime.build(settings.model_copy(update={"database_url": url}))
+            client = await connect(settings)
+
+            embedder = Embedder(target)
+            embedder.embed(data.texts[:8])  # load the model before timing
+            started = time.perf_counter()
+            for i in range(0, len(data.texts), batch):
+                embedder.embed(data.texts[i : i + batch])
+            direct_s = time.perf_counter() - started
+
+            words = [" ".join(t.split()[5:8]) for t in data.texts[:queries]]
+            reader = data.owners[0]
+            await searches(rt, reader, words, None, 10)  # warm up (query model, connections)
+            idle = await searches(rt, reader, words, None, queries)
+
+            # As `nexus reembed start`, with this run's batch size: the row commits, then the workflow starts.
+            registered, needs = await registry.declare(rt.engine, target)
+            assert needs, "the target model is already active"
+            stop = asyncio.Event()
+            started = time.perf_counter()
+            await client.start_workflow(
+                REEMBED_WORKFLOW,
+                ReembedInput(model_id=registered.id or 0, queues=rt.queues, batch_size=batch),
+                id=reembed_workflow_id(settings.task_queue_prefix, registered.id or 0),
+                task_queue=rt.queues.workflows,
+            )
+            loop = asyncio.ensure_future(searches(rt, reader, words, stop, 0))
+            handle = client.get_workflow_handle(
+                reembed_workflow_id(settings.task_queue_prefix, registered.id or 0), result_type=ReembedReport
+            )
+            report = await handle.result()
+            stack_s = time.perf_counter() - started
+            stop.set()
+            during = await loop
+        finally:
+            stack.terminate()
+            stack.wait(60)
+
+    n = len(data.texts)
+    print(f"re-embedding {n} passages to {target} (batches of {batch}); switched: {report.switched}")
+    print(f"direct, one process: {n / direct_s:,.0f} passages/s ({direct_s:.1f} s)")
+    print(f"through the stack:   {n / stack_s:,.0f} passages/s ({stack_s:.1f} s)  ratio {direct_s / stack_s:.2f}x")
+    print(f"search idle:   p50 {statistics.median(idle):.1f} ms  p95 {pct(idle, 95):.1f} ms  ({len(idle)} queries)")
+    print(
+        f"search during: p50 {statistics.median(during):.1f} ms  p95 {pct(during, 95):.1f} ms  ({len(during)} queries)"
+    )
+    print(f"p95 during / idle: {pct(during, 95) / pct(idle, 95):.2f}x")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--chunks", type=int, default=100_000)
+    parser.add_argument("--target", default="static-64")
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--queries", type=int, default=200)
+    args = parser.parse_args()
+    asyncio.run(main(args.chunks, args.target, args.batch, args.queries))
