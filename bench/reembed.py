@@ -1,10 +1,14 @@
 """Re-embedding benchmark: an archive re-embedded through the whole stack, against the same model embedding the same
 texts directly in one process; and search latency during the backfill against idle.
 
-    python bench/reembed.py [--chunks 100000] [--target static-64] [--batch 256] [--queries 200]
+    python bench/reembed.py [--chunks 100000] [--target static-64|minilm-copy|SPEC] [--batch 256] [--queries 200]
 
 Starts a throwaway `nexus up`, bulk-loads CHUNKS synthetic passages (bench/search.py's generator: 40 Zipf words
 each, 384-d vectors of the active MiniLM model) for 10 users, then:
+
+`minilm-copy` is the shipped MiniLM's files plus one more (another digest, so another model to the registry): a
+compute-bound target, where `static-64` (tokenlearn's static model, ~20k passages/s) measures the pipeline's own
+overhead.
 
 - direct: the target model embeds every passage's text in one process, batches of BATCH (the baseline);
 - stack: `nexus reembed start` (in-process: registry.declare + ReembedWorkflow) on the stack's workers, from start
@@ -44,6 +48,17 @@ async def searches(rt, reader, texts: list[str], stop: asyncio.Event | None, lim
     return timings
 
 
+def minilm_copy(root: Path) -> str:
+    from nexus.llm.models import spec_path
+
+    copy = root / "all-MiniLM-L6-v2-copy"
+    copy.mkdir()
+    for item in spec_path("").iterdir():
+        (copy / item.name).symlink_to(item)
+    (copy / "copy.txt").write_text("the same weights under another digest\n")
+    return str(copy)
+
+
 async def main(chunks: int, target: str, batch: int, queries: int) -> None:
     from nexus.core.embedded import EmbeddedPostgres
     from nexus.core.orchestration import REEMBED_WORKFLOW, reembed_workflow_id
@@ -55,6 +70,8 @@ async def main(chunks: int, target: str, batch: int, queries: int) -> None:
     from nexus.runtime import Runtime
 
     with tempfile.TemporaryDirectory() as tmp:
+        if target == "minilm-copy":
+            target = minilm_copy(Path(tmp))
         stack = start_stack(Path(tmp))
         try:
             settings = Settings()

@@ -134,7 +134,12 @@ def outlasting_outages(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T
                 if not is_unavailable(exc) or time.monotonic() + delay > deadline:
                     raise
                 log.warning("%s: database unavailable (%s); retrying in %.1fs", fn.__name__, type(exc).__name__, delay)
-                await asyncio.sleep(delay)
+                await backoff(delay)
                 delay = min(delay * 2, 15.0)
 
     return wrapper
+
+
+async def backoff(seconds: float) -> None:
+    """The wait between attempts (tests replace this, never asyncio.sleep: every other task needs that one)."""
+    await asyncio.sleep(seconds)

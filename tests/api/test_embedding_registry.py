@@ -16,6 +16,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
+from temporalio.client import Client
 
 from models import MediaItem, MediaStatus, SourceType
 from nexus.core.db import make_engine, session_scope
@@ -26,7 +27,7 @@ from nexus.llm.embeddings import Embedder
 from nexus.llm.models import STATIC_64, identity_of
 from nexus.media import repository
 from nexus.media.chunking import Passage
-from nexus.memory.service import memory_count
+from nexus.memory.service import IndexModel, MemoryStore, memory_count
 from nexus.ops import reembed
 from nexus.ops.migrate import upgrade_async
 from nexus.runtime import Runtime
@@ -92,7 +93,9 @@ async def _count(rt: Runtime, table: str) -> int:
         return int((await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one())
 
 
-async def test_switching_between_two_real_models_of_different_dimension(own_runtime: Runtime) -> None:
+async def test_switching_between_two_real_models_of_different_dimension(
+    own_runtime: Runtime, temporal_client: Client
+) -> None:
     rt = own_runtime
     async with session_scope(rt.engine) as session:
         owner = (await create_user(session, "switch@example.test")).id
@@ -143,6 +146,21 @@ async def test_switching_between_two_real_models_of_different_dimension(own_runt
     assert await memory_count(rt.engine, new.id or 0) == 1
     rt.memory._active = None  # the process's reading of the active model expires within seconds; now
     assert [m.text for m in await rt.memory.list(owner)] == ["My sister Ingrid lives in Trondheim."]
+
+    # The daily sweep fills a gap in the active model's vectors and copies a memory a process still wrote to the
+    # retired model's collection in the instant of the switch; it drops nothing before the grace period ends.
+    async with session_scope(rt.engine) as session:
+        await session.execute(
+            text(f"DELETE FROM {new_table} WHERE chunk_id = (SELECT min(chunk_id::text)::uuid FROM {new_table})")
+        )
+    stray = MemoryStore(rt.settings, rt.database_url, rt.embedder_for)
+    stray._active = (float("inf"), IndexModel(registry.LEGACY_ID, 384, ""))  # a process that missed the switch
+    await stray.add(owner, "I keep three beehives.", {"source": "test"})
+    swept = await reembed.sweep(rt, temporal_client)
+    assert (swept.active_backfilled, swept.memories_copied, swept.started, swept.dropped) == (1, 1, [], [])
+    assert sorted(m.text for m in await rt.memory.list(owner)) == [
+        "I keep three beehives.", "My sister Ingrid lives in Trondheim."
+    ]  # fmt: skip
 
     # Switching back within the grace period: the old vectors are still there, only the gap is embedded.
     await _ingest(rt, owner, ["Tides rise and fall twice a day because of the moon's gravity."])

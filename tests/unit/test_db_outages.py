@@ -46,7 +46,7 @@ async def test_a_write_waits_for_the_database_and_then_succeeds(monkeypatch: pyt
     async def no_sleep(seconds: float) -> None:
         sleeps.append(seconds)
 
-    monkeypatch.setattr(db.asyncio, "sleep", no_sleep)
+    monkeypatch.setattr(db, "backoff", no_sleep)
     calls = 0
 
     @outlasting_outages
@@ -67,7 +67,7 @@ async def test_a_write_gives_up_after_the_budget_and_never_retries_a_bad_stateme
     async def no_sleep(_seconds: float) -> None:
         return None
 
-    monkeypatch.setattr(db.asyncio, "sleep", no_sleep)
+    monkeypatch.setattr(db, "backoff", no_sleep)
     monkeypatch.setattr(db, "OUTAGE_BUDGET_S", 0.0)
 
     @outlasting_outages
