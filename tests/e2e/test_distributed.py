@@ -29,21 +29,28 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import boto3
 import httpx
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlmodel import col
+from temporalio.client import Client
 
-from nexus.core.crypto import new_key_entry
+from models import MediaItem, MediaStatus, TranscriptSegment
+from nexus.core.codec import data_converter
+from nexus.core.crypto import Keyring, new_key_entry, parse_keys
 from nexus.core.db import session_scope
 from nexus.identity.service import create_user, issue_api_key
+from nexus.media.repository import overall_progress
 from nexus.ops.migrate import upgrade_async
 from nexus.runtime import Runtime
 from tests.conftest import activity_attempts, chat_turn
+from tests.e2e.test_media_pipeline import activity_results, assert_segments_sane
 from tests.harness import free_port
 
 HOSTS = ("api", "workflows", "cpu", "gpu", "llm")
@@ -183,8 +190,20 @@ class Host:
                 self.proc.kill()
                 self.proc.wait()
 
+    def terminate(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+
     def tail(self) -> str:
         return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
+
+
+def stop_all(hosts: list[Host]) -> None:
+    """SIGTERM to every host at once, then wait for each: shutdowns overlap instead of queueing."""
+    for host in hosts:
+        host.terminate()
+    for host in hosts:
+        host.stop()
 
 
 def _postgres_socket(database_url: str) -> str:
@@ -244,6 +263,29 @@ async def _wait_ready(api: httpx.AsyncClient, hosts: list[Host], within_s: float
     raise AssertionError(f"not ready: {body}")
 
 
+async def _finished_once(
+    client: Client, engine: AsyncEngine, workflow_id: str, media_id: uuid.UUID, killed_at: datetime
+) -> None:
+    """The killed transcription was retried (attempt 2 is the one that finished); the steps finished before the kill
+    ran once, on their first attempt; the killed attempt left no partial transcript for the retry to mistake for a
+    finished one: the retry transcribed from scratch (not `reused`), after the kill, the whole clip."""
+    assert await activity_attempts(client, workflow_id, "media.transcribe") == [2]
+    for finished_before_kill in ("media.fetch", "media.fingerprint"):
+        assert await activity_attempts(client, workflow_id, finished_before_kill) == [1]
+    (transcribed,) = await activity_results(client, workflow_id, "media.transcribe")
+    assert transcribed["reused"] is False, transcribed
+    transcript = select(TranscriptSegment).where(col(TranscriptSegment.media_id) == media_id)
+    async with session_scope(engine) as session:
+        rows = sorted((await session.execute(transcript)).scalars().all(), key=lambda r: r.idx)
+        stored = await session.get(MediaItem, media_id)
+    assert len(rows) == transcribed["segments"] and [r.idx for r in rows] == list(range(len(rows)))
+    assert all(r.created_at > killed_at for r in rows), (killed_at, [r.created_at for r in rows])
+    assert stored is not None and stored.duration_s
+    segments = [{"start": r.start_s, "end": r.end_s, "text": r.text, "speaker": r.speaker} for r in rows]
+    assert_segments_sane(segments, stored.duration_s)
+    assert segments[-1]["end"] > 0.9 * stored.duration_s, (stored.duration_s, segments[-1])  # to the end
+
+
 pytestmark = pytest.mark.skipif(bool(_can_make_namespaces()), reason=str(_can_make_namespaces()))
 
 
@@ -251,7 +293,6 @@ pytestmark = pytest.mark.skipif(bool(_can_make_namespaces()), reason=str(_can_ma
 async def test_api_and_each_queue_on_separate_hosts_ingest_search_chat_and_survive_a_killed_gpu_worker(
     runtime: Runtime, database_url: str, clips: dict[str, Path], tmp_path: Path
 ) -> None:
-    client = await runtime.temporal()
     with Network() as net:
         async with contextlib.AsyncExitStack() as stack:
             pg = stack.enter_context(Relay(net.gateway, _postgres_socket(database_url)))
@@ -283,11 +324,10 @@ async def test_api_and_each_queue_on_separate_hosts_ingest_search_chat_and_survi
                 root = tmp_path / "hosts"
                 hosts = {name: Host(net, name, env, root, *(["api"] if name == "api" else ["worker", "--queue", name]))
                          for name in HOSTS}  # fmt: skip
-                for host in hosts.values():
-                    stack.callback(host.stop)
-                    host.start()
                 replacement = Host(net, "gpu", env, root / "gpu-again", "worker", "--queue", "gpu")
-                stack.callback(replacement.stop)
+                stack.callback(stop_all, [*hosts.values(), replacement])
+                for host in hosts.values():
+                    host.start()
 
                 base = f"http://{net.address('api')}:8000"
                 async with httpx.AsyncClient(base_url=base, timeout=30) as api:
@@ -310,15 +350,19 @@ async def test_api_and_each_queue_on_separate_hosts_ingest_search_chat_and_survi
                     submitted = resp.json()
                     media_id, job_id = submitted["media_id"], submitted["job_id"]
 
-                    # SIGKILL the gpu host's worker once Whisper is into the audio, then bring the host back.
+                    # SIGKILL the gpu host's worker once Whisper is into the audio (its progress moves past the
+                    # stage's start only when a segment is decoded), then bring the host back.
+                    floor = overall_progress(MediaStatus.transcribing, 0.0)
                     async with asyncio.timeout(150):
                         while True:
                             job = (await api.get(f"/api/jobs/{job_id}", headers=headers)).json()
                             assert job["stage"] not in ("failed", "cancelled", "completed"), job
-                            if job["stage"] == "transcribing" and job["progress"] > 0.3:
+                            if job["stage"] == "transcribing" and job["progress"] > floor:
                                 break
                             await asyncio.sleep(0.05)
+                    assert job["progress"] < overall_progress(MediaStatus.transcribing, 1.0), job  # not finished
                     hosts["gpu"].kill()
+                    killed_at = datetime.now(UTC)
                     replacement.start()
                     async with asyncio.timeout(240):
                         while (job := (await api.get(f"/api/jobs/{job_id}", headers=headers)).json())["stage"] not in (
@@ -326,8 +370,12 @@ async def test_api_and_each_queue_on_separate_hosts_ingest_search_chat_and_survi
                         ):  # fmt: skip
                             await asyncio.sleep(0.3)
                     assert job["stage"] == "completed", (job, replacement.tail(), hosts["cpu"].tail())
-                    attempts = await activity_attempts(client, job["workflow_id"], "media.transcribe")
-                    assert attempts == [2], attempts  # the killed attempt, then the replacement's
+                    # Read with this deployment's keyring: its payloads are encrypted with NEXUS_SECRET_KEYS.
+                    ring = Keyring(parse_keys(env["NEXUS_SECRET_KEYS"]))
+                    reader = await Client.connect(
+                        runtime.settings.temporal_target, data_converter=data_converter(runtime.settings, lambda: ring)
+                    )
+                    await _finished_once(reader, engine, job["workflow_id"], uuid.UUID(media_id), killed_at)
 
                     # Search (the API host embeds the query; the cpu host embedded the passages) and chat.
                     hits = (
