@@ -14,7 +14,7 @@ class ReembedInput(BaseModel):
     queues: TaskQueues
     after: str | None = None  # the last chunk id embedded (chunks are walked in id order)
     embedded: int = 0
-    batch_size: int = Field(default=256, ge=1, le=5000)
+    batch_size: int = Field(default=1000, ge=1, le=5000)
 
 
 class BatchInput(BaseModel):

@@ -84,7 +84,8 @@ def vector_table(model_id: int, dims: int) -> sa.Table:
 
 
 def vector_table_ddl(model_id: int, dims: int) -> list[str]:
-    """A model's vector table and its indexes, if absent. A chunk's vectors go with it (ON DELETE CASCADE)."""
+    """A model's vector table, if absent, without its HNSW index: a backfill loads first, then `build_index` (one
+    build is far cheaper than inserting each vector into the graph). A chunk's vectors go with it (CASCADE)."""
     name = vector_table_name(model_id)
     return [
         f"""CREATE TABLE IF NOT EXISTS {name} (
@@ -92,9 +93,38 @@ def vector_table_ddl(model_id: int, dims: int) -> list[str]:
                 media_id uuid NOT NULL REFERENCES media_items(id) ON DELETE CASCADE,
                 embedding vector({int(dims)}) NOT NULL)""",
         f"CREATE INDEX IF NOT EXISTS ix_{name}_media_id ON {name} (media_id)",
-        f"CREATE INDEX IF NOT EXISTS ix_{name}_hnsw ON {name} USING hnsw (embedding vector_cosine_ops) "
-        f"WITH ({HNSW_WITH})",
     ]
+
+
+def hnsw_index_name(model_id: int) -> str:
+    return f"ix_{vector_table_name(model_id)}_hnsw"
+
+
+async def hnsw_ready(session: AsyncSession, model_id: int) -> bool:
+    """The model's HNSW index exists and is valid (a failed concurrent build leaves an invalid one)."""
+    query = "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = :name"
+    found = (await session.execute(sa.text(query), {"name": hnsw_index_name(model_id)})).scalar_one_or_none()
+    return bool(found)
+
+
+async def build_index(engine: AsyncEngine, model: EmbeddingModel) -> bool:
+    """The HNSW index of a loaded vector table, built CONCURRENTLY (writers go on during the build); an invalid
+    leftover of a killed build is dropped first. False when it was already there."""
+    async with session_scope(engine) as session:
+        if await hnsw_ready(session, model.id or 0):
+            return False
+    name, table = hnsw_index_name(model.id or 0), vector_table_name(model.id or 0)
+    async with engine.connect() as conn:
+        auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await auto.execute(sa.text(f"DROP INDEX CONCURRENTLY IF EXISTS {name}"))
+        await auto.execute(sa.text("SET maintenance_work_mem = '512MB'"))
+        await auto.execute(
+            sa.text(
+                f"CREATE INDEX CONCURRENTLY {name} ON {table} "
+                f"USING hnsw (embedding vector_cosine_ops) WITH ({HNSW_WITH})"
+            )
+        )
+    return True
 
 
 def check_loadable(model: EmbeddingModel) -> None:
@@ -287,6 +317,8 @@ async def switch(engine: AsyncEngine, model_id: int, grace: timedelta) -> Switch
         previous = next(r for r in rows.values() if r.status == ACTIVE)
         if missing:
             return SwitchOutcome(switched=False, missing=missing, active=label(previous))
+        if not await hnsw_ready(session, model_id):
+            raise RuntimeError(f"{label(model)} has no valid HNSW index yet: build_index first")
         now = datetime.now(UTC)
         previous.status, previous.retired_at, previous.drop_after = RETIRED, now, now + grace
         await session.flush()  # the one-active index sees the old row retired before the new one activates

@@ -128,6 +128,8 @@ async def finish(rt: Runtime, model_id: int) -> FinishResult:
     if model.status == registry.ACTIVE:
         return FinishResult(switched=True, missing=0, active=registry.label(model))
     caught_up = await catch_up(rt, model_id)
+    await registry.build_index(rt.engine, model)  # after the load; writers go on meanwhile
+    caught_up += await catch_up(rt, model_id)  # what they wrote during the build, if anything lacked a vector
     target = IndexModel(model.id or 0, model.dims, model.spec)
     async with session_scope(rt.engine) as session:
         previous = await registry.active_model(session)

@@ -109,6 +109,8 @@ async def test_switching_between_two_real_models_of_different_dimension(
     assert needs_backfill and (new.status, new.dims, new.name) == ("building", 64, "tokenlearn-static-64")
     new_table = registry.vector_table_name(new.id or 0)
     assert await _count(rt, new_table) == 0
+    async with session_scope(rt.engine) as session:  # its HNSW index is built after the load, by finish
+        assert not await registry.hnsw_ready(session, new.id or 0)
     assert await registry.declare(rt.engine, STATIC_64) == (new, True)  # idempotent
 
     # New passages during the backfill get both models' vectors; queries still use the active (old) model.
@@ -138,6 +140,8 @@ async def test_switching_between_two_real_models_of_different_dimension(
 
     finished = await reembed.finish(rt, new.id or 0)
     assert finished.switched and finished.caught_up == 1 and finished.verified == 5 and finished.memories == 1
+    async with session_scope(rt.engine) as session:
+        assert await registry.hnsw_ready(session, new.id or 0)
     assert finished.active.startswith("tokenlearn-static-64@") and (finished.retired or "").startswith(
         "all-MiniLM-L6-v2@"
     )
