@@ -45,7 +45,7 @@ from temporalio.client import Client
 
 from models.ops import WorkerRegistration
 from nexus.core import crypto
-from nexus.core.db import session_scope
+from nexus.core.db import make_engine, session_scope
 from nexus.core.orchestration import Queue
 from nexus.llm.models import embedding_identity
 from nexus.llm.service import describe_providers
@@ -100,10 +100,6 @@ def version() -> str:
         return "unknown"
 
 
-async def deployment_id(runtime: Runtime) -> str:
-    return await _deployment_id(runtime.engine)
-
-
 async def _deployment_id(engine: AsyncEngine) -> str:
     async with engine.connect() as conn:
         found = (await conn.execute(text("SELECT id FROM deployment ORDER BY created_at LIMIT 1"))).scalar_one_or_none()
@@ -150,12 +146,16 @@ async def _temporal_identity(client: Client) -> str:
     return f"{_cluster_ids[key]}/{client.namespace}"
 
 
-async def fingerprint(runtime: Runtime, client: Client, *, write_marker: bool = False) -> Fingerprint:
-    """This process's fingerprint. `write_marker`: the API's, which puts the marker in its store if absent."""
+async def fingerprint(
+    runtime: Runtime, client: Client, *, write_marker: bool = False, engine: AsyncEngine | None = None
+) -> Fingerprint:
+    """This process's fingerprint. `write_marker`: the API's, which puts the marker in its store if absent.
+    `engine`: the heartbeat's own (default: the runtime's)."""
     s = runtime.settings
-    database = await deployment_id(runtime)
+    engine = engine or runtime.engine
+    database = await _deployment_id(engine)
     if write_marker:
-        storage = await stamp_store(runtime.engine, runtime.store)
+        storage = await stamp_store(engine, runtime.store)
     else:
         storage = await asyncio.to_thread(_storage_identity, runtime.store, s.objects_url)
     return Fingerprint(
@@ -173,7 +173,7 @@ async def fingerprint(runtime: Runtime, client: Client, *, write_marker: bool = 
 
 
 async def _record(
-    runtime: Runtime, worker_id: uuid.UUID, identity: str, queues: Sequence[Queue], fp: Fingerprint
+    engine: AsyncEngine, worker_id: uuid.UUID, identity: str, queues: Sequence[Queue], fp: Fingerprint
 ) -> None:
     now = datetime.now(UTC)
     values: dict[str, Any] = {
@@ -190,7 +190,7 @@ async def _record(
     stmt = stmt.on_conflict_do_update(
         index_elements=["id"], set_={"fingerprint": stmt.excluded.fingerprint, "heartbeat_at": now}
     )
-    async with session_scope(runtime.engine) as session:
+    async with session_scope(engine) as session:
         await session.execute(stmt)
 
 
@@ -199,12 +199,14 @@ async def registered(runtime: Runtime, client: Client, queues: Sequence[Queue]) 
     """Record this worker process while it runs (on start, then every heartbeat; removed when it stops cleanly).
 
     A failed report is logged and retried at the next beat, never fatal: a worker keeps serving through a short
-    database outage, and readiness shows the gap."""
+    database outage, and readiness shows the gap. The reports use a connection of their own, so a busy pool never
+    delays them and they never take a connection from the work."""
     worker_id = uuid.uuid4()
     identity = client.identity
+    engine = make_engine(runtime.database_url, pool_size=1, max_overflow=0)
 
     async def beat() -> None:
-        await _record(runtime, worker_id, identity, queues, await fingerprint(runtime, client))
+        await _record(engine, worker_id, identity, queues, await fingerprint(runtime, client, engine=engine))
 
     async def loop() -> None:
         failing = False
@@ -221,7 +223,7 @@ async def registered(runtime: Runtime, client: Client, queues: Sequence[Queue]) 
             await asyncio.sleep(runtime.settings.worker_heartbeat_s)
 
     with contextlib.suppress(Exception):
-        async with session_scope(runtime.engine) as session:
+        async with session_scope(engine) as session:
             cutoff = datetime.now(UTC) - FORGET_AFTER
             await session.execute(delete(WorkerRegistration).where(col(WorkerRegistration.heartbeat_at) < cutoff))
     task = asyncio.create_task(loop())
@@ -233,8 +235,9 @@ async def registered(runtime: Runtime, client: Client, queues: Sequence[Queue]) 
             await task
         with contextlib.suppress(Exception):
             async with asyncio.timeout(5):
-                async with session_scope(runtime.engine) as session:
+                async with session_scope(engine) as session:
                     await session.execute(delete(WorkerRegistration).where(col(WorkerRegistration.id) == worker_id))
+        await engine.dispose()
 
 
 async def live_pollers(client: Client, name: str) -> set[str]:
