@@ -8,7 +8,8 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from api.deps import RuntimeDep
-from nexus.ops.service import check_database, check_pollers, check_storage, check_temporal, check_workers
+from nexus.ops.fleet import check_workers
+from nexus.ops.service import check_database, check_pollers, check_storage, check_temporal
 
 router = APIRouter(tags=["health"])
 

@@ -87,7 +87,12 @@ class ModelIdentity:
     dims: int | None
 
     def __str__(self) -> str:
-        return f"{self.name}@{self.digest[:12]}/{self.dims or '?'}d"
+        return model_label(self.name, self.digest, self.dims)
+
+
+def model_label(name: str, digest: str | None, dims: int | None) -> str:
+    """How a model is named to people: `all-MiniLM-L6-v2@aad501698b1a/384d`."""
+    return f"{name}@{(digest or 'unknown')[:12]}/{dims or '?'}d"
 
 
 def embedding_identity(settings: Settings) -> ModelIdentity:

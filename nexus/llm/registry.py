@@ -38,7 +38,7 @@ from models.media import MediaChunk
 from models.ops import EmbeddingModel
 from nexus.core.db import lock_for_transaction, session_scope
 from nexus.core.errors import Unavailable
-from nexus.llm.models import identity_of
+from nexus.llm.models import identity_of, model_label
 
 ACTIVE, BUILDING, RETIRED = "active", "building", "retired"
 LEGACY_ID = 1
@@ -58,7 +58,7 @@ class TargetsChanged(RuntimeError):
 
 
 def label(model: EmbeddingModel) -> str:
-    return f"{model.name}@{(model.digest or 'unknown')[:12]}/{model.dims}d"
+    return model_label(model.name, model.digest, model.dims)
 
 
 def vector_table_name(model_id: int) -> str:
@@ -188,12 +188,17 @@ async def add_vectors(session: AsyncSession, chunks: Sequence[MediaChunk], vecto
             if model.status == ACTIVE:
                 raise TargetsChanged(f"the active embedding model is now {label(model)}")
             continue
-        rows = [
-            {"chunk_id": c.id, "media_id": c.media_id, "embedding": list(map(float, v))}
-            for c, v in zip(chunks, batch, strict=True)
-        ]
+        rows = _vector_rows([(c.id, c.media_id) for c in chunks], batch)
         if rows:
             await session.execute(sa.insert(vector_table(model.id or 0, model.dims)), rows)
+
+
+def _vector_rows(ids: Iterable[tuple[Any, Any]], vectors: Any) -> list[dict[str, Any]]:
+    """Rows of a vector table: (chunk id, media id) beside each vector."""
+    return [
+        {"chunk_id": chunk, "media_id": media, "embedding": list(map(float, v))}
+        for (chunk, media), v in zip(ids, vectors, strict=True)
+    ]
 
 
 async def write_retrying(attempt: Callable[[], Awaitable[Any]], tries: int = 3) -> Any:
@@ -281,10 +286,7 @@ async def insert_vectors(
     session: AsyncSession, model: EmbeddingModel, rows: Iterable[tuple[Any, Any]], vectors: Any
 ) -> int:
     """Backfill rows ((chunk id, media id) with their vectors); a vector a writer stored meanwhile wins."""
-    values = [
-        {"chunk_id": chunk, "media_id": media, "embedding": list(map(float, v))}
-        for (chunk, media), v in zip(rows, vectors, strict=True)
-    ]
+    values = _vector_rows(rows, vectors)
     if not values:
         return 0
     table = vector_table(model.id or 0, model.dims)
@@ -363,7 +365,7 @@ class ModelState:
 
     @property
     def label(self) -> str:
-        return f"{self.name}@{(self.digest or 'unknown')[:12]}/{self.dims}d"
+        return model_label(self.name, self.digest, self.dims)
 
 
 async def states(engine: AsyncEngine) -> list[ModelState]:

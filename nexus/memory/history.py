@@ -20,12 +20,17 @@ KEEP_MESSAGES = 10  # per session scope, as Mem0's SQLite store keeps
 _HISTORY_COLUMNS = "id, memory_id, old_memory, new_memory, event, created_at, updated_at, is_deleted, actor_id, role"
 
 
+def connect(conninfo: str) -> psycopg.Connection[Any]:
+    """The short synchronous connection memory code uses from Mem0's threads."""
+    return psycopg.connect(conninfo, autocommit=True, connect_timeout=10)
+
+
 class PostgresHistory:
     def __init__(self, conninfo: str) -> None:
         self.conninfo = conninfo
 
     def _connect(self) -> psycopg.Connection[Any]:
-        return psycopg.connect(self.conninfo, autocommit=True, connect_timeout=10)
+        return connect(self.conninfo)
 
     def add_history(
         self,

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg
 from psycopg.types.json import Jsonb
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -26,7 +25,7 @@ from nexus.core.settings import Settings
 from nexus.llm.embeddings import Embedder
 from nexus.llm.models import spec_path
 from nexus.llm.registry import LEGACY_ID, memory_collection
-from nexus.memory.history import PostgresHistory
+from nexus.memory.history import PostgresHistory, connect
 
 
 @dataclass
@@ -77,7 +76,7 @@ class MemoryStore:
         """The index's active embedding model: memories are stored in and searched from its collection."""
         now = time.monotonic()
         if self._active is None or now - self._active[0] > ACTIVE_TTL_S:
-            with psycopg.connect(sync_url(self.database_url), autocommit=True, connect_timeout=10) as conn:
+            with connect(sync_url(self.database_url)) as conn:
                 row = conn.execute("SELECT id, dims, spec FROM embedding_models WHERE status = 'active'").fetchone()
             assert row is not None, "no active embedding model: run `nexus migrate`"
             self._active = (now, IndexModel(int(row[0]), int(row[1]), str(row[2])))
@@ -197,7 +196,7 @@ class MemoryStore:
     def _forget_copies(self, memory_id: str) -> None:
         """A deleted memory goes from every model's collection (one being built, one retired but kept), so no
         re-embedding or switch back brings it back."""
-        with psycopg.connect(sync_url(self.database_url), autocommit=True, connect_timeout=10) as conn:
+        with connect(sync_url(self.database_url)) as conn:
             for (model_id,) in conn.execute("SELECT id FROM embedding_models WHERE dropped_at IS NULL").fetchall():
                 table = memory_collection(int(model_id))
                 if conn.execute("SELECT to_regclass(%s)", (table,)).fetchone() != (None,):
@@ -225,7 +224,7 @@ def copy_memories(
     source, dest = memory_collection(source_id), memory_collection(target.id)
     embedder = store.embedder_for(target.spec)
     copied = 0
-    with psycopg.connect(sync_url(store.database_url), autocommit=True, connect_timeout=10) as conn:
+    with connect(sync_url(store.database_url)) as conn:
         if conn.execute("SELECT to_regclass(%s)", (source,)).fetchone() == (None,):
             return 0
         while True:

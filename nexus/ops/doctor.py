@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from nexus.core.settings import SHARED_SETTINGS, Settings
+from nexus.ops.fleet import check_workers
 from nexus.ops.service import (
     Check,
     check_binary,
@@ -13,7 +14,6 @@ from nexus.ops.service import (
     check_models,
     check_storage,
     check_temporal,
-    check_workers,
 )
 
 

@@ -38,17 +38,17 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
-from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest, GetClusterInfoRequest
+from temporalio.api.workflowservice.v1 import GetClusterInfoRequest
 from temporalio.client import Client
 
 from models.ops import WorkerRegistration
 from nexus.core import crypto
 from nexus.core.db import make_engine, session_scope
 from nexus.core.orchestration import Queue
+from nexus.llm import registry
 from nexus.llm.models import embedding_identity
 from nexus.llm.service import describe_providers
+from nexus.ops.service import Check, _run, queue_state
 from nexus.runtime import Runtime
 from nexus.storage.service import ObjectStore
 
@@ -242,17 +242,9 @@ async def registered(runtime: Runtime, client: Client, queues: Sequence[Queue]) 
 
 async def live_pollers(client: Client, name: str) -> set[str]:
     """Identities of the workers Temporal has heard from on queue `name` (either task type) within POLLER_LIVE_S."""
-    found: set[str] = set()
+    state = await queue_state(client, name)
     now = time.time()
-    for kind in (TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW):
-        resp = await client.workflow_service.describe_task_queue(
-            DescribeTaskQueueRequest(namespace=client.namespace, task_queue=TaskQueue(name=name), task_queue_type=kind)
-        )
-        for poller in resp.pollers:
-            seen = poller.last_access_time.ToSeconds() if poller.HasField("last_access_time") else now
-            if now - seen <= POLLER_LIVE_S:
-                found.add(poller.identity)
-    return found
+    return {identity for identity, seen in state.last_poll.items() if now - seen <= POLLER_LIVE_S}
 
 
 async def fleet_problems(runtime: Runtime, client: Client, expected: Fingerprint) -> tuple[list[str], list[str]]:
@@ -291,3 +283,33 @@ async def fleet_problems(runtime: Runtime, client: Client, expected: Fingerprint
                     "NEXUS_DATABASE_URL (or runs a version without registration)"
                 )
     return problems, workers
+
+
+class FleetMismatch(RuntimeError):
+    """Workers that do not run with this process's configuration."""
+
+
+async def check_workers(runtime: Runtime, client: Client | None) -> Check:
+    """Every worker process agrees with this one (database, storage, Temporal, models, providers, keyring), and
+    every poller Temporal sees has reported to this database lately."""
+
+    async def probe() -> str:
+        if client is None:
+            raise ConnectionError("Temporal is not reachable")
+        ours = await fingerprint(runtime, client, write_marker=True)
+        if ours.storage != ours.database:
+            raise FleetMismatch(
+                f"object storage {ours.storage_url} belongs to another deployment (its marker {MARKER_KEY} "
+                f"says {ours.storage}; this database is {ours.database})"
+            )
+        active = await registry.adopt(runtime.engine, runtime.settings.embedding_model)
+        try:  # this process answers queries with the index's active model: it must have that model's files
+            await asyncio.to_thread(registry.check_loadable, active)
+        except registry.ModelUnavailable as exc:
+            raise FleetMismatch(str(exc)) from exc
+        problems, workers = await fleet_problems(runtime, client, ours)
+        if problems:
+            raise FleetMismatch("; ".join(problems))
+        return f"{len(workers)} worker process(es) agree with this one: {', '.join(workers) or 'none registered'}"
+
+    return await _run("workers", probe)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import shutil
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -17,7 +18,6 @@ from temporalio.client import Client
 
 from nexus.core.orchestration import Queue, TaskQueues
 from nexus.core.settings import Settings
-from nexus.runtime import Runtime
 from nexus.storage.service import ObjectStore
 
 CHECK_TIMEOUT_S = 3.0  # readiness must answer fast while a dependency is frozen
@@ -79,11 +79,15 @@ class QueueState:
     pollers: int
     backlog: int
     oldest_s: float
+    last_poll: dict[str, float] = field(
+        default_factory=dict
+    )  # poller identity -> when Temporal last heard it (epoch s)
 
 
 async def queue_state(client: Client, name: str) -> QueueState:
     pollers = backlog = 0
     oldest = 0.0
+    last_poll: dict[str, float] = {}
     for kind in (TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW):
         resp = await client.workflow_service.describe_task_queue(
             DescribeTaskQueueRequest(
@@ -91,10 +95,13 @@ async def queue_state(client: Client, name: str) -> QueueState:
             )
         )
         pollers = max(pollers, len(resp.pollers))
+        for poller in resp.pollers:
+            seen = poller.last_access_time.ToSeconds() if poller.HasField("last_access_time") else time.time()
+            last_poll[poller.identity] = max(last_poll.get(poller.identity, 0.0), seen)
         if resp.HasField("stats"):
             backlog += resp.stats.approximate_backlog_count
             oldest = max(oldest, resp.stats.approximate_backlog_age.ToTimedelta().total_seconds())
-    return QueueState(name, pollers, backlog, oldest)
+    return QueueState(name, pollers, backlog, oldest, last_poll)
 
 
 async def check_pollers(client: Client | None, queues: TaskQueues) -> list[Check]:
@@ -112,38 +119,6 @@ async def check_pollers(client: Client | None, queues: TaskQueues) -> list[Check
     return list(
         await asyncio.gather(*(_run(f"queue:{q.value}", functools.partial(probe, queues.name(q))) for q in Queue))
     )
-
-
-class FleetMismatch(RuntimeError):
-    """Workers that do not run with this process's configuration (nexus/ops/fleet.py)."""
-
-
-async def check_workers(runtime: Runtime, client: Client | None) -> Check:
-    """Every worker process agrees with this one (database, storage, Temporal, models, providers, keyring), and
-    every poller Temporal sees has reported to this database lately."""
-    from nexus.llm import registry
-    from nexus.ops import fleet
-
-    async def probe() -> str:
-        if client is None:
-            raise ConnectionError("Temporal is not reachable")
-        ours = await fleet.fingerprint(runtime, client, write_marker=True)
-        if ours.storage != ours.database:
-            raise FleetMismatch(
-                f"object storage {ours.storage_url} belongs to another deployment (its marker {fleet.MARKER_KEY} "
-                f"says {ours.storage}; this database is {ours.database})"
-            )
-        active = await registry.adopt(runtime.engine, runtime.settings.embedding_model)
-        try:  # this process answers queries with the index's active model: it must have that model's files
-            await asyncio.to_thread(registry.check_loadable, active)
-        except registry.ModelUnavailable as exc:
-            raise FleetMismatch(str(exc)) from exc
-        problems, workers = await fleet.fleet_problems(runtime, client, ours)
-        if problems:
-            raise FleetMismatch("; ".join(problems))
-        return f"{len(workers)} worker process(es) agree with this one: {', '.join(workers) or 'none registered'}"
-
-    return await _run("workers", probe)
 
 
 def check_binary(name: str, hint: str) -> Check:

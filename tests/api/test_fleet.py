@@ -16,7 +16,6 @@ from models.ops import WorkerRegistration
 from nexus.core.db import session_scope
 from nexus.core.orchestration import Queue, TaskQueues
 from nexus.ops import fleet
-from nexus.ops.service import check_workers
 from nexus.runtime import Runtime
 from nexus.storage.service import LocalStore
 from workers.main import activities_for
@@ -123,13 +122,13 @@ async def test_a_poller_that_never_registered_or_stopped_reporting_is_named(runt
             if "777@elsewhere" in await fleet.live_pollers(client, queue):
                 break
             await asyncio.sleep(0.1)
-        check = await check_workers(isolated, client)
+        check = await fleet.check_workers(isolated, client)
         assert not check.ok
         assert "worker 777@elsewhere polls llm but is not registered in this database" in check.detail
 
         row = await _register(isolated, "777@elsewhere", await fleet.fingerprint(isolated, client), age_s=600)
         try:
-            check = await check_workers(isolated, client)
+            check = await fleet.check_workers(isolated, client)
             assert not check.ok
             assert "worker 777@elsewhere polls llm but last reported 600 s ago" in check.detail
         finally:
@@ -155,6 +154,6 @@ async def test_storage_of_another_deployment_or_none_is_a_mismatch(runtime: Runt
     foreign = LocalStore(tmp_path / "foreign")
     foreign.put_bytes(fleet.MARKER_KEY, b"00000000-0000-0000-0000-000000000001")
     lonely.store = foreign
-    check = await check_workers(lonely, client)
+    check = await fleet.check_workers(lonely, client)
     assert not check.ok and "belongs to another deployment" in check.detail
     assert fleet.read_marker(foreign) == "00000000-0000-0000-0000-000000000001"
