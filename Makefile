@@ -27,7 +27,9 @@ test-e2e: install test-system-deps
 install: $(STAMP)
 
 # --no-compile: byte-compiling 2.6 GB of packages up front took three of a fresh install's four minutes; Python
-# compiles the modules it imports on first use instead.
+# compiles the modules it imports on first use instead, and caches them: hence the unexport (a machine that sets
+# PYTHONDONTWRITEBYTECODE would otherwise recompile torch in every process the tests start).
+unexport PYTHONDONTWRITEBYTECODE
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
