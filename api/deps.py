@@ -256,6 +256,7 @@ WritableMedia = Annotated[MediaItem, Depends(resource(MediaItem, "media_id", "me
 ReadableJob = Annotated[MediaJob, Depends(resource(MediaJob, "job_id", "job", Action.read))]
 WritableJob = Annotated[MediaJob, Depends(resource(MediaJob, "job_id", "job", Action.write))]
 ReadableTurn = Annotated[ChatTurn, Depends(resource(ChatTurn, "turn_id", "chat turn", Action.read))]
+WritableTurn = Annotated[ChatTurn, Depends(resource(ChatTurn, "turn_id", "chat turn", Action.write))]
 ReadableConversation = Annotated[
     Conversation, Depends(resource(Conversation, "conversation_id", "conversation", Action.read))
 ]

@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from nexus.core.settings import Settings
+
 # Granted only to an allowed origin: a browser must never be told another site may send its credentials here.
 _GRANTS = ("access-control-allow-credentials", "access-control-allow-methods", "access-control-allow-headers")
 
-# The only HTML pages are the API docs, which load Swagger UI / ReDoc from jsDelivr.
+# HTML pages: the web console (its own scripts only; media from here, a microphone recording's blob, or the object
+# store's presigned URLs) and the API docs, which load Swagger UI / ReDoc from jsDelivr.
 HTML_CSP = (
     "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
     "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
-    "worker-src 'self' blob:; frame-ancestors 'none'"
+    "media-src 'self' blob:{media}; worker-src 'self' blob:; frame-ancestors 'none'"
 )
 
 
 class SecurityHeaders:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, media_origins: Sequence[str] = ()) -> None:
         self.app = app
+        self.csp = HTML_CSP.format(media="".join(f" {o}" for o in media_origins)).encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -37,7 +44,7 @@ class SecurityHeaders:
                     add[b"cache-control"] = b"no-store"
                 content_type = dict(headers).get(b"content-type", b"")
                 if content_type.startswith(b"text/html"):
-                    add[b"content-security-policy"] = HTML_CSP.encode()
+                    add[b"content-security-policy"] = self.csp
                     add[b"x-frame-options"] = b"DENY"
                 headers += [(k, v) for k, v in add.items() if k not in present]
                 message = {**message, "headers": headers}
@@ -70,3 +77,14 @@ class StrictCORS(CORSMiddleware):
             await send(msg)
 
         await super().send(message, strip, request_headers)
+
+
+def media_origins(settings: Settings) -> list[str]:
+    """Where the player may load media from besides the API: the object store, which answers /audio and
+    /original with presigned URLs when it is S3."""
+    if not settings.objects_url.startswith("s3://"):
+        return []
+    if settings.s3_endpoint_url:
+        parts = urlsplit(settings.s3_endpoint_url)
+        return [f"{parts.scheme}://{parts.netloc}"]
+    return ["https://*.amazonaws.com"]

@@ -117,6 +117,23 @@ def worker(
 
 
 @app.command()
+def openapi(
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write here instead of standard output.")] = None,
+) -> None:
+    """Print the API's OpenAPI schema (what the web console's typed client is generated from: `make web-client`)."""
+    import json
+
+    from api.app import create_app
+
+    text = json.dumps(create_app(Settings()).openapi(), indent=2, sort_keys=True) + "\n"
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+    else:
+        typer.echo(text, nl=False)
+
+
+@app.command()
 def migrate() -> None:
     """Apply database migrations (and register search attributes on an external Temporal)."""
     from nexus.core.db import database_url_for_command

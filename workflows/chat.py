@@ -6,10 +6,11 @@ the turn's events, so a client that disconnects does not cancel the turn.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from activities.chat import ChatActivities
@@ -57,7 +58,13 @@ class ChatTurnWorkflow:
                 heartbeat_timeout=timedelta(seconds=10),
                 retry_policy=PROVIDER_RETRY,
             )
+        except (asyncio.CancelledError, CancelledError):
+            await self._stopped(inp)
+            raise
         except (ActivityError, ApplicationError) as err:  # a failed local activity arrives as ApplicationError
+            if isinstance(err.cause, CancelledError):  # the workflow's cancellation, delivered via the activity
+                await self._stopped(inp)
+                raise
             reason = failure_reason(err)
             await self._finish(inp, "failed", reason)
             raise ApplicationError(f"chat turn failed: {reason}", type="TurnFailed", non_retryable=True) from err
@@ -78,6 +85,11 @@ class ChatTurnWorkflow:
             workflow.logger.warning("memory add failed: %s", failure_reason(err))
         await self._finish(inp, "completed")
         return str(result.message_id)
+
+    async def _stopped(self, inp: ChatTurnInput) -> None:
+        """The user pressed stop (POST /api/chat/{turn_id}/stop): the generation is cancelled at its next
+        heartbeat, nothing is stored or remembered, and the stream ends with an error event saying so."""
+        await self._finish(inp, "cancelled", "stopped by the user")
 
     async def _finish(self, inp: ChatTurnInput, status: str, error: str | None = None) -> None:
         await workflow.execute_local_activity_method(

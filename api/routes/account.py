@@ -16,6 +16,8 @@ from models import ApiKey, AuditLog, Role, Workspace, WorkspaceMember
 from nexus.core.errors import BadInput
 from nexus.identity.service import issue_api_key, issue_ws_ticket, revoke_api_key
 from nexus.identity.sessions import list_sessions, revoke_session
+from nexus.integrations import providers
+from nexus.llm.service import configured_providers
 from nexus.media import vocabulary
 
 router = APIRouter(prefix="/api", tags=["account"])
@@ -52,9 +54,29 @@ class WorkspaceOut(BaseModel):
     role: Role
 
 
+class ConsoleConfig(BaseModel):
+    """What the web console offers this user, so it shows no button that can only fail."""
+
+    chat_providers: list[str] = Field(description="Usable in a chat turn, preferred first.")
+    integrations: list[str] = Field(description="Providers that can be connected here.")
+    temporal_ui_url: str | None = Field(description="Where operators inspect runs (admins only).")
+    temporal_namespace: str | None
+
+
 @router.get("/me")
 async def me(user: CurrentUser) -> UserOut:
     return UserOut(id=user.id, email=user.email, name=user.name, is_admin=user.is_admin)
+
+
+@router.get("/config")
+async def console_config(user: CurrentUser, runtime: RuntimeDep) -> ConsoleConfig:
+    settings = runtime.settings
+    return ConsoleConfig(
+        chat_providers=configured_providers(settings),
+        integrations=providers.available(settings),
+        temporal_ui_url=settings.temporal_ui if user.is_admin else None,
+        temporal_namespace=settings.temporal_namespace if user.is_admin else None,
+    )
 
 
 @router.get("/apikeys")

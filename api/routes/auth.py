@@ -72,6 +72,17 @@ def safe_redirect(target: str | None, settings: Settings) -> str:
     raise HTTPException(status.HTTP_400_BAD_REQUEST, "`next` must be a relative path or a URL on a configured origin")
 
 
+class SignInOptions(BaseModel):
+    google: bool = Field(description="Sign-in with Google (or the configured OpenID Connect provider) is on.")
+    api_key: bool = True
+
+
+@router.get("/options")
+async def signin_options(runtime: RuntimeDep) -> SignInOptions:
+    """How one may sign in here: public, for the sign-in page."""
+    return SignInOptions(google=runtime.settings.signin_enabled)
+
+
 @router.post("/session")
 async def api_key_session(request: Request, runtime: RuntimeDep, session: SessionDep) -> JSONResponse:
     """Exchange the API key in the Authorization header for a browser session (the embedded default's sign-in,

@@ -24,10 +24,12 @@ from api.deps import (
     TemporalDep,
     WritableConversation,
     WritablePersona,
+    WritableTurn,
 )
 from models import Conversation, Message, Persona
 from nexus.chat.contracts import ChainMode
 from nexus.chat.service import open_turn, start_turn, turn_events
+from nexus.core.temporal import cancel
 from nexus.identity.access import Action, authorize, permitted
 from nexus.identity.service import personal_workspace
 from nexus.llm.service import configured_providers
@@ -165,6 +167,15 @@ async def replay_turn(turn: ReadableTurn, runtime: RuntimeDep) -> AsyncIterator[
     """Every event of the turn from the start (then live ones until it ends)."""
     async for event in turn_events(runtime.engine, turn.id):
         yield _sse(event)
+
+
+@router.post("/chat/{turn_id}/stop", status_code=status.HTTP_202_ACCEPTED)
+async def stop_turn(turn: WritableTurn, client: TemporalDep) -> StartedTurn:
+    """Stop a turn that is still answering: its generation is cancelled, nothing is stored, and its stream
+    ends with an `error` event ("stopped by the user"). 409 when it has already ended."""
+    if not await cancel(client, turn.workflow_id):
+        raise HTTPException(status.HTTP_409_CONFLICT, f"the turn is not running (status: {turn.status})")
+    return StartedTurn(turn_id=turn.id, conversation_id=turn.conversation_id, workflow_id=turn.workflow_id)
 
 
 @router.get("/conversations")

@@ -63,7 +63,7 @@ def _origin(url: str) -> str:
 
 def ui_origin(settings: Settings) -> str:
     """The Temporal Web UI's origin: the only origin, besides the API's own, that may call /codec/* by cookie."""
-    return _origin(settings.temporal_ui_url or f"http://{settings.temporal_host}:{settings.temporal_ui_port}")
+    return _origin(settings.temporal_ui)
 
 
 class CodecCORS:

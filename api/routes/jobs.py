@@ -13,8 +13,9 @@ from pydantic import BaseModel, Field
 
 from api.deps import ReadableJob, RuntimeDep, SessionDep, TemporalDep, WritableJob
 from models import JobEvent, JobKind, MediaStatus
+from nexus.core.temporal import cancel, is_running
 from nexus.media.repository import stream_events
-from nexus.media.service import cancel, is_running, reconcile, retry
+from nexus.media.service import reconcile, retry
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 ws_router = APIRouter(tags=["jobs"])

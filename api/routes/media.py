@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import mimetypes
 import re
 import shutil
 import tempfile
@@ -13,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, File, Form, HTTPException, Query, Response, UploadFile, status
 from fastapi import Path as FastAPIPath
+from fastapi.responses import FileResponse, RedirectResponse
 from pydantic import BaseModel, Field, ValidationError, model_validator
 from sqlalchemy import any_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -131,6 +133,7 @@ class MediaDetail(MediaSummary):
     enrichment_provider: str | None
     enrichment_model: str | None
     job_id: uuid.UUID | None
+    duplicates: list[MediaSummary] = Field(description="Items found to be near-duplicates of this one.")
     segments: list[SegmentOut]
 
 
@@ -360,9 +363,11 @@ async def _segments(session: AsyncSession, media: MediaItem) -> list[TranscriptS
 
 
 @router.get("/{media_id}")
-async def get_media(media: ReadableMedia, session: SessionDep) -> MediaDetail:
+async def get_media(media: ReadableMedia, user: CurrentUser, session: SessionDep) -> MediaDetail:
     segments = await _segments(session, media)
     job = await latest_job(session, media.id)
+    copies = permitted(MediaItem, user.id).where(col(MediaItem.duplicate_of) == media.id)
+    duplicates = (await session.execute(copies.order_by(col(MediaItem.created_at)).limit(50))).scalars()
     return MediaDetail(
         **_summary(media).model_dump(),
         language=media.language,
@@ -375,6 +380,7 @@ async def get_media(media: ReadableMedia, session: SessionDep) -> MediaDetail:
         enrichment_provider=media.enrichment_provider,
         enrichment_model=media.enrichment_model,
         job_id=job.id if job else None,
+        duplicates=[_summary(d) for d in duplicates],
         segments=[
             SegmentOut(
                 start=s.start_s,
@@ -424,6 +430,40 @@ async def export_transcript(
         media_type=f"{exports.FORMATS[fmt]}; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{stem}.{fmt}"'},
     )
+
+
+_PLAYBACK: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The whole file (or 206 with a Range header)."},
+    206: {"description": "The requested byte range."},
+    307: {"description": "With S3 storage: a short-lived presigned GET."},
+}
+
+
+@router.get("/{media_id}/audio", response_class=Response, responses=_PLAYBACK)
+async def play_audio(media: ReadableMedia, runtime: RuntimeDep) -> Response:
+    """The audio that was transcribed (mono WAV), for the player. HTTP Range requests let it seek an hour-long
+    file without downloading it."""
+    return await _playback(runtime, media.audio_key, "audio/wav", "no audio yet: the item is still being converted")
+
+
+@router.get("/{media_id}/original", response_class=Response, responses=_PLAYBACK)
+async def play_original(media: ReadableMedia, runtime: RuntimeDep) -> Response:
+    """The file as uploaded or downloaded (a video plays with its picture), with Range requests like /audio."""
+    kind = mimetypes.guess_type(media.original_key or "")[0] or "application/octet-stream"
+    return await _playback(runtime, media.original_key, kind, "the original file was not kept for this item")
+
+
+async def _playback(runtime: Runtime, key: str | None, content_type: str, missing: str) -> Response:
+    try:
+        if key is None:
+            raise FileNotFoundError(key)
+        where = await asyncio.to_thread(runtime.store.read_location, key, content_type)
+    except FileNotFoundError:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, missing) from None
+    if isinstance(where, str):
+        return RedirectResponse(where, status_code=status.HTTP_307_TEMPORARY_REDIRECT)
+    # Private: the file is one user's; `no-store` from the API's default would make every seek refetch headers.
+    return FileResponse(where, media_type=content_type, headers={"Cache-Control": "private, max-age=300"})
 
 
 @router.delete("/{media_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -123,7 +123,7 @@ async def finish(rt: Runtime, inp: FinishTurn) -> None:
         await session.execute(
             update(ChatTurn).where(col(ChatTurn.id) == inp.turn_id).values(status=inp.status, error=inp.error)
         )
-        if inp.status == "failed":
+        if inp.status in ("failed", "cancelled"):
             # `seq` is drawn by the database (an identity column); SQLModel's Field cannot mark it init=False.
             event = TurnEvent(turn_id=inp.turn_id, kind="error", data={"message": inp.error})  # type: ignore[call-arg]
             await append(session, inp.turn_id, event)

@@ -142,6 +142,8 @@ class Settings(BaseSettings):
     # sent after sign-in. Unset public URL: the API's own address.
     public_url: str | None = None
     frontend_url: str | None = None
+    # The built web console (`make web`), served at `/`. Unset: web/dist in the source tree.
+    web_dir: Path | None = None
     # Sign-in with Google, or any OpenID Connect provider at `google_discovery_url`. Unset client id: off.
     google_client_id: str | None = None
     google_client_secret: SecretStr | None = None
@@ -273,6 +275,15 @@ class Settings(BaseSettings):
     @property
     def cache_dir(self) -> Path:
         return self.data_dir / "cache"
+
+    @property
+    def temporal_ui(self) -> str:
+        """The Temporal Web UI's address: configured, or the embedded dev server's."""
+        return self.temporal_ui_url or f"http://{self.temporal_host}:{self.temporal_ui_port}"
+
+    @property
+    def console_dir(self) -> Path:
+        return self.web_dir or Path(__file__).resolve().parents[2] / "web" / "dist"
 
 
 @lru_cache

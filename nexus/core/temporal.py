@@ -66,6 +66,19 @@ async def is_running(client: Client, workflow_id: str) -> bool:
     return await run_status(client, workflow_id) == WorkflowExecutionStatus.RUNNING
 
 
+async def cancel(client: Client, workflow_id: str) -> bool:
+    """Request cancellation; the workflow records `cancelled` itself. False when nothing was running."""
+    if not await is_running(client, workflow_id):
+        return False
+    try:
+        await client.get_workflow_handle(workflow_id).cancel(rpc_timeout=RPC_TIMEOUT)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise Unavailable("Temporal", exc.message) from exc
+    return True
+
+
 SUMMARY_BYTES = 250
 """Temporal limits a run's summary (400 bytes as stored; the payload codec adds ~90): room to spare."""
 

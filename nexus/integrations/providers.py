@@ -38,6 +38,12 @@ class Provider:
         return str(account_id), profile.get("email")
 
 
+def available(settings: Settings) -> list[str]:
+    """The providers these settings can connect (their client ids are set)."""
+    ids = {"google": settings.google_client_id, "spotify": settings.spotify_client_id}
+    return [name for name in PROVIDERS if ids[name]]
+
+
 def callback_path(name: str) -> str:
     return f"/api/integrations/{name}/callback"
 

@@ -22,6 +22,7 @@ from models.media import TERMINAL
 from nexus.core.db import session_scope
 from nexus.core.errors import Unavailable
 from nexus.core.orchestration import media_workflow_id
+from nexus.core.temporal import cancel
 from nexus.media import service
 from nexus.runtime import Runtime
 
@@ -140,7 +141,7 @@ async def cancel_all(client: Client, jobs: list[JobMatch]) -> Outcome:
     outcome = Outcome()
     for match in jobs:
         try:
-            cancelled = await service.cancel(client, media_workflow_id(match.media_id))
+            cancelled = await cancel(client, media_workflow_id(match.media_id))
         except Unavailable as exc:
             outcome.skipped[str(match.id)] = str(exc)
             continue

@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
-from temporalio.service import RPCError, RPCStatusCode
 
 from models import JobEvent, JobKind, MediaItem, MediaJob, MediaStatus
 from models.base import utcnow
@@ -29,7 +28,7 @@ from nexus.core.orchestration import (
     SA_USER_ID,
     media_workflow_id,
 )
-from nexus.core.temporal import RPC_TIMEOUT, is_running, run_status, ui_summary
+from nexus.core.temporal import RPC_TIMEOUT, cancel, is_running, run_status, ui_summary
 from nexus.media.contracts import MediaPipelineInput, PipelineResult
 from nexus.media.repository import media_prefix, record, record_in
 from nexus.runtime import Runtime
@@ -169,19 +168,6 @@ async def latest_job(session: AsyncSession, media_id: uuid.UUID) -> MediaJob | N
             .limit(1)
         )
     ).scalar_one_or_none()
-
-
-async def cancel(client: Client, workflow_id: str) -> bool:
-    """Request cancellation; the workflow records `cancelled` itself. False when nothing was running."""
-    if not await is_running(client, workflow_id):
-        return False
-    try:
-        await client.get_workflow_handle(workflow_id).cancel(rpc_timeout=RPC_TIMEOUT)
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            return False
-        raise Unavailable("Temporal", exc.message) from exc
-    return True
 
 
 async def wait_closed(client: Client, workflow_id: str, timeout_s: float = 15) -> None:

@@ -39,6 +39,11 @@ class ObjectStore(ABC):
     def list_objects(self, prefix: str) -> Iterator[tuple[str, datetime]]:
         """(key, last modified) of every object under `prefix`, for sweeps."""
 
+    @abstractmethod
+    def read_location(self, key: str, content_type: str, expires_s: int = 300) -> Path | str:
+        """Where a browser may read the object (seeking with HTTP Range requests): a local file the API serves
+        itself, or a short-lived presigned URL. FileNotFoundError when there is no such object."""
+
     def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
         with tempfile.NamedTemporaryFile(delete=False) as tmp:
             tmp.write(data)
@@ -100,6 +105,12 @@ class LocalStore(ObjectStore):
 
     def size(self, key: str) -> int:
         return self._path(key).stat().st_size
+
+    def read_location(self, key: str, content_type: str, expires_s: int = 300) -> Path | str:
+        path = self._path(key)
+        if not path.is_file():
+            raise FileNotFoundError(f"object not found: {key}")
+        return path
 
     def delete_prefix(self, prefix: str) -> int:
         target = self._path(prefix.rstrip("/"))
@@ -176,6 +187,12 @@ class S3Store(ObjectStore):
                 self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": keys})
                 count += len(keys)
         return count
+
+    def read_location(self, key: str, content_type: str, expires_s: int = 300) -> Path | str:
+        if not self.exists(key):
+            raise FileNotFoundError(f"object not found: {key}")
+        params = {"Bucket": self.bucket, "Key": self._key(key), "ResponseContentType": content_type}
+        return str(self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_s))
 
     def list_objects(self, prefix: str) -> Iterator[tuple[str, datetime]]:
         full = self._key(prefix)

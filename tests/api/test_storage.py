@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from pydantic import SecretStr
 
@@ -69,6 +70,17 @@ def _exercise(store: ObjectStore, tmp_path: Path) -> None:
     }
     assert all(at.tzinfo is not None and abs((at - utcnow()).total_seconds()) < 300 for at in listed.values())
     assert list(store.list_objects("users/nobody")) == []
+    # What the player reads: the local file itself, or a presigned URL that answers Range requests.
+    where = store.read_location("users/u1/media/m1/original.mp3", "audio/mpeg")
+    if isinstance(where, Path):
+        assert where.read_bytes() == src.read_bytes()
+    else:
+        part = httpx.get(where, headers={"Range": "bytes=6-11"})
+        assert part.status_code == 206 and part.content == src.read_bytes()[6:12]
+        assert part.headers["content-type"] == "audio/mpeg"
+        assert httpx.get(where.replace("Signature=", "Signature=0")).status_code == 403
+    with pytest.raises(FileNotFoundError):
+        store.read_location("users/u1/media/m9/x", "audio/wav")
     assert store.delete_prefix("users/u1/media/m1") == 2
     assert not store.exists("users/u1/media/m1/audio.wav") and store.exists("users/u1/media/m2/audio.wav")
     store.check_writable()

@@ -245,6 +245,9 @@ class ChatFakes:
     generate_inputs: list[GenerateInput] = field(default_factory=list)
     remembered: list[RememberInput] = field(default_factory=list)
     finishes: list[FinishTurn] = field(default_factory=list)
+    block_generate: bool = False  # heartbeat until cancelled, like an answer the user stops
+    generate_started: asyncio.Event = field(default_factory=asyncio.Event)
+    generate_cancelled: asyncio.Event = field(default_factory=asyncio.Event)
 
     def attempts(self, name: str) -> int:
         return sum(1 for called, _ in self.calls if called == name)
@@ -266,6 +269,15 @@ class ChatFakes:
     async def generate(self, inp: GenerateInput) -> GenerateResult:
         await self._enter("chat.generate")
         self.generate_inputs.append(inp)
+        self.generate_started.set()
+        if self.block_generate:
+            try:
+                while True:
+                    activity.heartbeat()
+                    await asyncio.sleep(0.05)
+            except asyncio.CancelledError:
+                self.generate_cancelled.set()
+                raise
         return GenerateResult(message_id=self.message_id, reused=False)
 
     @activity.defn(name="chat.remember")

@@ -3,11 +3,12 @@ how failures of generation and of memory differ, and retries."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
 from temporalio.client import Client, WorkflowFailureError
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, CancelledError
 
 from nexus.chat.contracts import ChainMode, FinishTurn
 from nexus.core.orchestration import SA_USER_ID, TaskQueues
@@ -115,3 +116,23 @@ async def test_generation_is_retried_after_a_retryable_error(client: Client, que
     assert message_id == str(fakes.message_id)
     assert [attempt for name, attempt in fakes.calls if name == "chat.generate"] == [1, 2]
     assert fakes.finishes == [FinishTurn(turn_id=inp.turn_id, status="completed")]
+
+
+async def test_stopping_a_turn_cancels_generation_and_records_why(own_client: Client, queues: TaskQueues) -> None:
+    """Stop (a workflow cancel, POST /api/chat/{turn_id}/stop) cancels the running generation at its heartbeat,
+    finishes the turn as cancelled with the reason the stream shows, remembers nothing, and ends cancelled.
+
+    On a server of its own (see `own_client`): the activity may still be running when the workflow closes."""
+    fakes = ChatFakes(block_generate=True)
+    inp = chat_input(queues)
+    async with running_workers(own_client, queues, fakes):
+        handle = await start_chat(own_client, inp)
+        await asyncio.wait_for(fakes.generate_started.wait(), timeout=10)
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError) as exc_info:
+            await handle.result()
+        await asyncio.wait_for(fakes.generate_cancelled.wait(), timeout=10)
+
+    assert isinstance(exc_info.value.cause, CancelledError)
+    assert fakes.finishes == [FinishTurn(turn_id=inp.turn_id, status="cancelled", error="stopped by the user")]
+    assert "chat.remember" not in fakes.called()

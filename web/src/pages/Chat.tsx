@@ -1,0 +1,205 @@
+import { useEffect, useRef, useState } from "react";
+import type { Config } from "../App";
+import { api, explain, must, withCsrf, type Schemas } from "../api/client";
+import { Empty, Failed, Link, Loading, useAction, useLoad, useNotify } from "../components/ui";
+import { clock } from "../lib/format";
+import { navigate } from "../lib/router";
+import { readEvents } from "../lib/sse";
+
+interface Citation {
+  media_id: string;
+  title: string | null;
+  at: number;
+  start: number;
+  snippet?: string;
+}
+interface Shown {
+  role: string;
+  content: string;
+  citations: Citation[];
+  state?: "streaming" | "stopped" | "error";
+}
+
+/** Conversations, a streaming answer with a stop button, citations that open the player, personas, memories. */
+export function ChatPage({ conversationId, config }: { conversationId: string | null; config: Config | null }) {
+  const conversations = useLoad(() => must(api.GET("/api/conversations")), []);
+  const personas = useLoad(() => must(api.GET("/api/personas")), []);
+  const [messages, setMessages] = useState<Shown[]>([]);
+  const [loading, setLoading] = useState(false);
+  const [text, setText] = useState("");
+  const [persona, setPersona] = useState("");
+  const [turn, setTurn] = useState<string | null>(null);
+  const [streaming, setStreaming] = useState(false);
+  const notify = useNotify();
+  const end = useRef<HTMLDivElement>(null);
+  const keep = useRef<string | null>(null); // the conversation this page just created: its stream is ours
+
+  useEffect(() => {
+    if (!conversationId) return setMessages([]);
+    if (keep.current === conversationId) return; // navigated here by our own first answer: already shown
+    setLoading(true);
+    must(api.GET("/api/conversations/{conversation_id}/messages", { params: { path: { conversation_id: conversationId } } }))
+      .then((list) => setMessages(list.map((m) => ({ role: m.role, content: m.content, citations: m.citations as unknown as Citation[] }))))
+      .catch((e: Error) => notify(e.message))
+      .finally(() => setLoading(false));
+  }, [conversationId]); // eslint-disable-line react-hooks/exhaustive-deps
+
+  useEffect(() => end.current?.scrollIntoView?.({ block: "end" }), [messages]);
+
+  const update = (f: (last: Shown) => Shown) => setMessages((list) => [...list.slice(0, -1), f(list[list.length - 1])]);
+
+  const send = async (e: React.FormEvent) => {
+    e.preventDefault();
+    const question = text.trim();
+    if (!question || streaming) return;
+    setText("");
+    setMessages((list) => [...list, { role: "user", content: question, citations: [] }, { role: "assistant", content: "", citations: [], state: "streaming" }]);
+    setStreaming(true);
+    try {
+      const headers = new Headers({ "Content-Type": "application/json", Accept: "text/event-stream" });
+      withCsrf(headers, "POST");
+      const body = { message: question, conversation_id: conversationId, persona_id: persona || null };
+      const response = await fetch("/api/chat", { method: "POST", headers, body: JSON.stringify(body) });
+      if (!response.ok || !response.body) throw new Error(explain(await response.json().catch(() => null), response.status));
+      for await (const event of readEvents(response.body)) {
+        const data = JSON.parse(event.data);
+        if (event.event === "turn") {
+          setTurn(data.turn_id);
+          if (!conversationId) {
+            keep.current = data.conversation_id;
+            history.replaceState(null, "", `/chat/${data.conversation_id}`);
+          }
+        } else if (event.event === "token") update((m) => ({ ...m, content: m.content + data.text }));
+        else if (event.event === "reset") update((m) => ({ ...m, content: "" }));
+        else if (event.event === "final") update((m) => ({ ...m, content: data.content, citations: data.citations ?? [], state: undefined }));
+        else if (event.event === "error") {
+          const stopped = String(data.message ?? "").includes("stopped");
+          update((m) => ({ ...m, state: stopped ? "stopped" : "error", content: m.content || (stopped ? "" : data.message) }));
+          if (!stopped) notify(data.message ?? "the answer failed");
+        }
+      }
+    } catch (error) {
+      update((m) => ({ ...m, state: "error" }));
+      notify((error as Error).message);
+    } finally {
+      setStreaming(false);
+      setTurn(null);
+      conversations.reload();
+    }
+  };
+
+  const stop = async () => {
+    if (!turn) return;
+    const { error, response } = await api.POST("/api/chat/{turn_id}/stop", { params: { path: { turn_id: turn } } });
+    if (!response.ok && response.status !== 409) notify(explain(error, response.status));
+  };
+
+  return (
+    <section className="chat-layout">
+      <aside aria-label="Conversations" className="sidebar">
+        <button className="primary wide" onClick={() => (keep.current = null, navigate("/chat"))}>
+          New conversation
+        </button>
+        {conversations.error && <Failed error={conversations.error} retry={conversations.reload} />}
+        <ul>
+          {conversations.data?.map((c) => (
+            <li key={c.id} className={c.id === conversationId ? "active" : ""}>
+              <Link to={`/chat/${c.id}`}>{c.title || "Untitled"}</Link>
+            </li>
+          ))}
+        </ul>
+        <MemoryPanel />
+      </aside>
+      <div className="conversation">
+        <h1>Chat</h1>
+        {loading && <Loading />}
+        {!loading && messages.length === 0 && <Empty>Ask about anything you have added: answers cite the second they come from.</Empty>}
+        <ol className="messages" aria-live="polite">
+          {messages.map((m, i) => (
+            <li key={i} className={`message ${m.role}`} data-testid={`message-${m.role}`}>
+              <div className="content">
+                {m.content || (m.state === "streaming" ? <span className="muted">Thinking…</span> : "")}
+                {m.state === "stopped" && <span className="muted"> (stopped)</span>}
+              </div>
+              {m.citations.length > 0 && (
+                <div className="citations" aria-label="Sources">
+                  {m.citations.map((c, j) => (
+                    <button key={j} className="chip citation" title={c.snippet} onClick={() => navigate(`/media/${c.media_id}?t=${Math.floor(c.at ?? c.start)}`)}>
+                      [{j + 1}] {c.title || "Untitled"} · {clock(c.at ?? c.start)}
+                    </button>
+                  ))}
+                </div>
+              )}
+            </li>
+          ))}
+        </ol>
+        <div ref={end} />
+        <form className="composer" onSubmit={send}>
+          <label htmlFor="persona" className="sr-only">
+            Persona
+          </label>
+          <select id="persona" value={persona} onChange={(e) => setPersona(e.target.value)}>
+            <option value="">Default voice</option>
+            {personas.data?.map((p: Schemas["PersonaOut"]) => (
+              <option key={p.id} value={p.id}>
+                {p.name}
+              </option>
+            ))}
+          </select>
+          <label htmlFor="message" className="sr-only">
+            Message
+          </label>
+          <textarea
+            id="message"
+            rows={2}
+            value={text}
+            placeholder={`Ask${config?.chat_providers.length ? ` (${config.chat_providers[0]})` : ""}…`}
+            onChange={(e) => setText(e.target.value)}
+            onKeyDown={(e) => {
+              if (e.key === "Enter" && !e.shiftKey) {
+                e.preventDefault();
+                e.currentTarget.form?.requestSubmit();
+              }
+            }}
+          />
+          {streaming ? (
+            <button type="button" onClick={stop}>
+              ■ Stop
+            </button>
+          ) : (
+            <button className="primary" disabled={!text.trim()}>
+              Send
+            </button>
+          )}
+        </form>
+      </div>
+    </section>
+  );
+}
+
+function MemoryPanel() {
+  const memories = useLoad(() => must(api.GET("/api/memories")), []);
+  const { run } = useAction();
+  const forget = (id: string) =>
+    run(async () => {
+      await must(api.DELETE("/api/memories/{memory_id}", { params: { path: { memory_id: id } } }));
+      memories.reload();
+    });
+  return (
+    <details className="memories">
+      <summary>What Nexus remembers</summary>
+      {memories.error && <Failed error={memories.error} retry={memories.reload} />}
+      {memories.data?.length === 0 && <p className="muted small">Nothing yet.</p>}
+      <ul>
+        {memories.data?.map((m) => (
+          <li key={m.id} className="row">
+            <span className="grow small">{m.text}</span>
+            <button className="ghost" aria-label={`Forget: ${m.text}`} onClick={() => forget(m.id)}>
+              ×
+            </button>
+          </li>
+        ))}
+      </ul>
+    </details>
+  );
+}

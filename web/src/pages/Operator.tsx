@@ -1,0 +1,131 @@
+import { useState } from "react";
+import type { Config } from "../App";
+import { api, must, type Schemas } from "../api/client";
+import { Empty, Failed, Link, Loading, useAction, useLoad, useNotify } from "../components/ui";
+import { when } from "../lib/format";
+
+/** Failed runs with their reasons, retry one or every match, links into the Temporal UI, re-embedding progress. */
+export function OperatorPage({ config }: { config: Config | null }) {
+  const [contains, setContains] = useState("");
+  const jobs = useLoad(
+    () => must(api.GET("/api/admin/jobs", { params: { query: { status: "failed", error_contains: contains || undefined, limit: 200 } } })),
+    [contains],
+  );
+  const models = useLoad(() => must(api.GET("/api/admin/embeddings")), []);
+  const { busy, run } = useAction();
+  const notify = useNotify();
+
+  const retryOne = (id: string) =>
+    run(async () => {
+      await must(api.POST("/api/jobs/{job_id}/retry", { params: { path: { job_id: id } } }));
+      notify("Retrying from the step that failed", "info");
+      jobs.reload();
+    });
+  const retryAll = () =>
+    run(async () => {
+      const result = await must(api.POST("/api/admin/jobs/retry", { body: { status: "failed", error_contains: contains || null } }));
+      const skipped = Object.keys(result.skipped).length;
+      notify(`Retried ${result.done.length} of ${result.matched.length}${skipped ? `; ${skipped} left alone` : ""}`, "info");
+      jobs.reload();
+    });
+  const temporal = (job: Schemas["JobRow"]) =>
+    config?.temporal_ui_url
+      ? `${config.temporal_ui_url}/namespaces/${config.temporal_namespace ?? "default"}/workflows/media-${job.media_id}`
+      : null;
+
+  return (
+    <section>
+      <h1>Operator</h1>
+      <p className="muted">
+        Runs are inspected in the{" "}
+        {config?.temporal_ui_url ? (
+          <a href={config.temporal_ui_url} target="_blank" rel="noreferrer">
+            Temporal UI
+          </a>
+        ) : (
+          "Temporal UI"
+        )}
+        ; schedules (token-refresh sweep, re-embedding sweep, cleanup) are listed there under Schedules.
+      </p>
+      <h2>Failed runs</h2>
+      <div className="row wrap">
+        <label>
+          Error contains{" "}
+          <input value={contains} onChange={(e) => setContains(e.target.value)} placeholder="e.g. timeout" />
+        </label>
+        <button className="primary" onClick={retryAll} disabled={busy || !jobs.data?.length}>
+          Retry all {jobs.data?.length ?? ""} matching
+        </button>
+      </div>
+      {jobs.error ? (
+        <Failed error={jobs.error} retry={jobs.reload} />
+      ) : !jobs.data ? (
+        <Loading />
+      ) : jobs.data.length === 0 ? (
+        <Empty>No failed runs.</Empty>
+      ) : (
+        <ul className="cards" aria-label="Failed runs">
+          {jobs.data.map((j) => (
+            <li key={j.id} className="card">
+              <div className="row wrap">
+                <Link to={`/jobs/${j.id}`} className="title grow">
+                  {j.title || j.media_id}
+                </Link>
+                <span className="muted small">
+                  failed in {j.failed_stage ?? "?"} · attempt {j.attempts} · {when(j.updated_at)}
+                </span>
+              </div>
+              <p className="error small">{j.error}</p>
+              <div className="row">
+                <button onClick={() => retryOne(j.id)} disabled={busy} aria-label={`Retry ${j.title || j.media_id}`}>
+                  Retry
+                </button>
+                {temporal(j) && (
+                  <a href={temporal(j)!} target="_blank" rel="noreferrer">
+                    Open in Temporal
+                  </a>
+                )}
+              </div>
+            </li>
+          ))}
+        </ul>
+      )}
+      <h2>Embedding models</h2>
+      {models.error ? (
+        <Failed error={models.error} retry={models.reload} />
+      ) : !models.data ? (
+        <Loading />
+      ) : (
+        <table>
+          <caption className="sr-only">Embedding models</caption>
+          <thead>
+            <tr>
+              <th>Model</th>
+              <th>Status</th>
+              <th>Vectors</th>
+              <th>Still to embed</th>
+            </tr>
+          </thead>
+          <tbody>
+            {models.data.models.map((m) => (
+              <tr key={m.id}>
+                <td>
+                  {m.name} <span className="muted">({m.dims} d)</span>
+                </td>
+                <td>{m.status}</td>
+                <td>{m.vectors}</td>
+                <td>
+                  {m.status === "building" ? (
+                    <progress value={m.vectors} max={m.vectors + m.missing} aria-label={`${m.name} backfill`} />
+                  ) : (
+                    m.missing
+                  )}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}

@@ -1,0 +1,125 @@
+import { useState } from "react";
+import { api, must, type Schemas } from "../api/client";
+import { Failed, Loading, useAction, useLoad } from "../components/ui";
+import { when } from "../lib/format";
+
+/** API keys (a new key is shown once; revoke) and browser sessions (revoke). */
+export function SettingsPage() {
+  const keys = useLoad(() => must(api.GET("/api/apikeys")), []);
+  const sessions = useLoad(() => must(api.GET("/api/sessions")), []);
+  const [name, setName] = useState("");
+  const [created, setCreated] = useState<Schemas["ApiKeyCreated"] | null>(null);
+  const { busy, run } = useAction();
+
+  const create = (e: React.FormEvent) => {
+    e.preventDefault();
+    run(async () => {
+      setCreated(await must(api.POST("/api/apikeys", { body: { name: name.trim() || "default" } })));
+      setName("");
+      keys.reload();
+    });
+  };
+  const revokeKey = (id: string) =>
+    run(async () => {
+      await must(api.DELETE("/api/apikeys/{key_id}", { params: { path: { key_id: id } } }));
+      keys.reload();
+    });
+  const revokeSession = (id: string) =>
+    run(async () => {
+      await must(api.DELETE("/api/sessions/{session_id}", { params: { path: { session_id: id } } }));
+      sessions.reload();
+    });
+
+  return (
+    <section>
+      <h1>Settings</h1>
+      <h2>API keys</h2>
+      <form className="card row wrap" onSubmit={create}>
+        <label htmlFor="key-name">Name</label>
+        <input id="key-name" value={name} onChange={(e) => setName(e.target.value)} placeholder="laptop script" maxLength={100} />
+        <button className="primary" disabled={busy}>
+          Create key
+        </button>
+      </form>
+      {created && (
+        <div className="card notice" role="alert">
+          <p>
+            <strong>Copy the new key now:</strong> it is shown only once.
+          </p>
+          <code className="secret" data-testid="new-key">
+            {created.token}
+          </code>
+          <div className="row">
+            <button onClick={() => navigator.clipboard?.writeText(created.token)}>Copy</button>
+            <button className="ghost" onClick={() => setCreated(null)}>
+              Done
+            </button>
+          </div>
+        </div>
+      )}
+      {keys.error ? (
+        <Failed error={keys.error} retry={keys.reload} />
+      ) : !keys.data ? (
+        <Loading />
+      ) : (
+        <table>
+          <caption className="sr-only">API keys</caption>
+          <thead>
+            <tr>
+              <th>Name</th>
+              <th>Key</th>
+              <th>Created</th>
+              <th>Last used</th>
+              <th />
+            </tr>
+          </thead>
+          <tbody>
+            {keys.data.map((k) => (
+              <tr key={k.id}>
+                <td>{k.name}</td>
+                <td>
+                  <code>{k.prefix}…</code>
+                </td>
+                <td>{when(k.created_at)}</td>
+                <td>{when(k.last_used_at)}</td>
+                <td>
+                  {k.revoked_at ? (
+                    <span className="muted">revoked</span>
+                  ) : (
+                    <button className="danger" onClick={() => revokeKey(k.id)} aria-label={`Revoke key ${k.name}`}>
+                      Revoke
+                    </button>
+                  )}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      <h2>Sessions</h2>
+      {sessions.error ? (
+        <Failed error={sessions.error} retry={sessions.reload} />
+      ) : !sessions.data ? (
+        <Loading />
+      ) : (
+        <ul className="cards">
+          {sessions.data.map((s) => (
+            <li key={s.id} className="card row wrap">
+              <div className="grow">
+                <div>{s.user_agent ?? "unknown browser"}</div>
+                <div className="muted small">
+                  {s.ip ?? ""} · last seen {when(s.last_seen_at)} {s.current && "· this browser"}
+                </div>
+              </div>
+              {!s.current && (
+                <button className="danger" onClick={() => revokeSession(s.id)}>
+                  Revoke
+                </button>
+              )}
+            </li>
+          ))}
+        </ul>
+      )}
+    </section>
+  );
+}
