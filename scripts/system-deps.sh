@@ -10,6 +10,8 @@ if [[ "${1:-}" == "--test" ]]; then
   command -v espeak-ng >/dev/null || need+=(espeak-ng)
   # tests/e2e/test_deployment.py validates docker-compose.yml with it (`config` needs no Docker daemon).
   command -v docker-compose >/dev/null || need+=(docker-compose)
+  # tests/e2e/test_console.py drives it with Playwright (whose own browser download is unreachable here).
+  command -v chromium >/dev/null || need+=(chromium)
 fi
 [[ ${#need[@]} -eq 0 ]] && exit 0
 mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)

@@ -35,6 +35,7 @@ from nexus.identity.audit import ClientInfo
 from nexus.identity.service import issue_api_key, personal_workspace
 from nexus.identity.sessions import create_session
 from nexus.integrations.service import seal
+from nexus.media.repository import media_prefix
 from nexus.runtime import Runtime
 from tests.conftest import Account, MakeAccount
 from tests.harness import LiveServer
@@ -74,6 +75,10 @@ async def rows(runtime: Runtime, owner: Account) -> dict[str, str]:
         media = MediaItem(
             owner_id=owner.user.id, workspace_id=ws.id, source_type=SourceType.url, source_url="http://x/"
         )
+        media.audio_key = f"{media_prefix(owner.user.id, media.id)}/audio.wav"  # the player's files
+        media.original_key = f"{media_prefix(owner.user.id, media.id)}/original.mp3"
+        for key in (media.audio_key, media.original_key):
+            runtime.store.put_bytes(key, b"RIFF-private-audio")
         session.add(media)
         await session.flush()
         job = MediaJob(media_id=media.id, owner_id=owner.user.id, workspace_id=ws.id, workflow_id=f"media-{media.id}")

@@ -44,7 +44,10 @@ export function ChatPage({ conversationId, config }: { conversationId: string | 
       .finally(() => setLoading(false));
   }, [conversationId]); // eslint-disable-line react-hooks/exhaustive-deps
 
-  useEffect(() => end.current?.scrollIntoView?.({ block: "end" }), [messages]);
+  useEffect(() => {
+    // Braces matter: Chromium's scrollIntoView now returns a promise, which an effect must not return.
+    end.current?.scrollIntoView?.({ block: "end" });
+  }, [messages]);
 
   const update = (f: (last: Shown) => Shown) => setMessages((list) => [...list.slice(0, -1), f(list[list.length - 1])]);
 

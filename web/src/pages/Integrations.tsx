@@ -1,6 +1,6 @@
 import type { Config } from "../App";
 import { api, must } from "../api/client";
-import { Badge, Empty, Failed, Loading, useAction, useLoad } from "../components/ui";
+import { Badge, Empty, Failed, Loading, useAction, useLoad, useNotify } from "../components/ui";
 import { when } from "../lib/format";
 
 const NAMES: Record<string, string> = { google: "Google", spotify: "Spotify" };
@@ -9,10 +9,12 @@ const NAMES: Record<string, string> = { google: "Google", spotify: "Spotify" };
 export function IntegrationsPage({ config }: { config: Config | null }) {
   const list = useLoad(() => must(api.GET("/api/integrations")), []);
   const { busy, run } = useAction();
+  const notify = useNotify();
   const returned = new URLSearchParams(location.search);
   const disconnect = (id: string) =>
     run(async () => {
-      await must(api.DELETE("/api/integrations/{integration_id}", { params: { path: { integration_id: id } } }));
+      const done = await must(api.DELETE("/api/integrations/{integration_id}", { params: { path: { integration_id: id } } }));
+      notify(done.detail, "info"); // Spotify cannot revoke remotely: the detail says where the user does it
       list.reload();
     });
   // A browser navigation, not a fetch: the provider's consent page takes over, then sends the user back here.
@@ -65,9 +67,11 @@ export function IntegrationsPage({ config }: { config: Config | null }) {
                       Reconnect
                     </button>
                   )}
-                  <button className="danger" disabled={busy} onClick={() => disconnect(i.id)}>
-                    Disconnect
-                  </button>
+                  {i.status !== "revoked" && (
+                    <button className="danger" disabled={busy} onClick={() => disconnect(i.id)}>
+                      Disconnect
+                    </button>
+                  )}
                 </div>
               </li>
             );

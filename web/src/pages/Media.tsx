@@ -23,7 +23,9 @@ export function MediaPage({ id }: { id: string }) {
       return () => clearTimeout(timer);
     }
   }, [item]); // eslint-disable-line react-hooks/exhaustive-deps
-  useEffect(() => setUseOriginal(Boolean(item?.original_filename && VIDEO.test(item.original_filename))), [item?.original_filename]);
+  useEffect(() => {
+    setUseOriginal(Boolean(item?.original_filename && VIDEO.test(item.original_filename)));
+  }, [item?.original_filename]);
 
   // Arriving from a search hit or a citation (?t=): start there.
   useEffect(() => {

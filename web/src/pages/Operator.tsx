@@ -17,7 +17,9 @@ export function OperatorPage({ config }: { config: Config | null }) {
 
   const retryOne = (id: string) =>
     run(async () => {
-      await must(api.POST("/api/jobs/{job_id}/retry", { params: { path: { job_id: id } } }));
+      // Through the admin route: the user's own /api/jobs/{id}/retry is for the job's owner only.
+      const result = await must(api.POST("/api/admin/jobs/retry", { body: { status: "failed", job_ids: [id] } }));
+      if (!result.done.length) throw new Error(Object.values(result.skipped)[0] ?? "the run no longer matches");
       notify("Retrying from the step that failed", "info");
       jobs.reload();
     });
@@ -96,6 +98,7 @@ export function OperatorPage({ config }: { config: Config | null }) {
       ) : !models.data ? (
         <Loading />
       ) : (
+        <div className="table-wrap">
         <table>
           <caption className="sr-only">Embedding models</caption>
           <thead>
@@ -125,6 +128,7 @@ export function OperatorPage({ config }: { config: Config | null }) {
             ))}
           </tbody>
         </table>
+        </div>
       )}
     </section>
   );

@@ -62,6 +62,7 @@ export function SettingsPage() {
       ) : !keys.data ? (
         <Loading />
       ) : (
+        <div className="table-wrap">
         <table>
           <caption className="sr-only">API keys</caption>
           <thead>
@@ -95,6 +96,7 @@ export function SettingsPage() {
             ))}
           </tbody>
         </table>
+        </div>
       )}
       <h2>Sessions</h2>
       {sessions.error ? (
