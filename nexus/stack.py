@@ -218,6 +218,7 @@ def _print_banner(settings: Settings, api: str, issued: bool) -> None:
     key_note = "new key written" if issued else "existing key reused"
     console.print(
         "\n[bold green]Nexus is up.[/]\n"
+        f"  Web console    {api}/  (sign in with the API key below)\n"
         f"  API            {api}\n"
         f"  API docs       {api}/docs\n"
         f"  Temporal UI    {ui}\n"

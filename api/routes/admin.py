@@ -16,6 +16,7 @@ from nexus.llm import registry
 from nexus.llm.models import embedding_identity
 from nexus.media import operations
 from nexus.memory.service import memory_count
+from nexus.ops.schedules import list_schedules
 
 router = APIRouter(prefix="/api/admin", tags=["admin"])
 
@@ -136,3 +137,29 @@ async def embeddings(_admin: AdminUser, runtime: RuntimeDep) -> EmbeddingsStatus
     return EmbeddingsStatus(
         configured=str(identity), active=next(st.label for st in states if st.status == "active"), models=rows
     )
+
+
+class ScheduleRow(BaseModel):
+    id: str
+    workflow: str
+    every_hours: float
+    paused: bool
+    next_runs: list[datetime]
+    runs_so_far: int
+
+
+@router.get("/schedules")
+async def schedules(_admin: AdminUser, runtime: RuntimeDep, client: TemporalDep) -> list[ScheduleRow]:
+    """The Temporal Schedules (token-refresh sweep, re-embedding sweep, cleanup, ...): when each runs next. The
+    workflows worker creates them at start; pause or trigger them in the Temporal UI or `nexus schedules`."""
+    return [
+        ScheduleRow(
+            id=s.id,
+            workflow=s.workflow,
+            every_hours=s.every.total_seconds() / 3600,
+            paused=s.paused,
+            next_runs=s.next_runs,
+            runs_so_far=s.recent_runs,
+        )
+        for s in await list_schedules(client, runtime)
+    ]

@@ -19,7 +19,9 @@ from temporalio.client import (
     ScheduleUpdate,
     ScheduleUpdateInput,
 )
+from temporalio.service import RPCError, RPCStatusCode
 
+from nexus.core.errors import Unavailable
 from nexus.core.orchestration import (
     CLEANUP_WORKFLOW,
     RECONCILE_JOBS_WORKFLOW,
@@ -88,10 +90,17 @@ class ScheduleInfo:
 
 
 async def list_schedules(client: Client, runtime: Runtime) -> list[ScheduleInfo]:
+    """Each schedule Nexus runs; one not created yet (no workflows worker has started) is left out. An
+    unreachable Temporal is `Unavailable`."""
     found = []
     for name, workflow_name, every in SCHEDULES:
         sid = schedule_id(runtime.settings.task_queue_prefix, name)
-        desc = await client.get_schedule_handle(sid).describe(rpc_timeout=RPC_TIMEOUT)
+        try:
+            desc = await client.get_schedule_handle(sid).describe(rpc_timeout=RPC_TIMEOUT)
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                continue
+            raise Unavailable("Temporal", exc.message) from exc
         found.append(
             ScheduleInfo(
                 id=sid,

@@ -18,7 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
+from temporalio.client import Client
 
+from nexus.ops.schedules import ensure_schedules, list_schedules
 from nexus.runtime import Runtime
 from tests.conftest import Account, MakeAccount, follow_job, overridden
 from tests.e2e.test_integrations import provider, spotify, stop_refresh_workflows  # noqa: F401 (fixtures)
@@ -252,6 +254,7 @@ async def test_an_operator_retries_a_failed_run_and_a_user_connects_an_integrati
     make_account: MakeAccount,
     clips: dict[str, Path],
     spotify: OAuthProvider,  # noqa: F811
+    temporal_client: Client,
 ) -> None:
     admin, user = await make_account(admin=True), await make_account()
     fake = FakeLLM()
@@ -270,7 +273,17 @@ async def test_an_operator_retries_a_failed_run_and_a_user_connects_an_integrati
             await expect(card.get_by_role("link", name="Open in Temporal")).to_have_attribute(
                 "href", re.compile(f"/workflows/media-{submitted['media_id']}$")
             )
-            await check_page(page, "operator")
+            await ensure_schedules(temporal_client, runtime)  # what the workflows worker does at its start
+            try:
+                await page.reload()
+                schedules = page.locator("table", has=page.locator("caption", has_text="Schedules"))
+                await expect(schedules).to_contain_text("Cleanup")
+                await expect(schedules).to_contain_text("24 h")
+                await check_page(page, "operator")
+            finally:
+                for info in await list_schedules(temporal_client, runtime):
+                    await temporal_client.get_schedule_handle(info.id).delete()
+            await page.get_by_label("Error contains").fill("HTTP 401")
             await card.get_by_role("button", name=f"Retry {title}").click()
             await expect(page.get_by_test_id("toast").first).to_contain_text("Retrying")
             final = await follow_job(api, user.headers, submitted["job_id"])

@@ -86,6 +86,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/schedules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Schedules
+         * @description The Temporal Schedules (token-refresh sweep, re-embedding sweep, cleanup, ...): when each runs next. The
+         *     workflows worker creates them at start; pause or trigger them in the Temporal UI or `nexus schedules`.
+         */
+        get: operations["schedules_api_admin_schedules_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/apikeys": {
         parameters: {
             query?: never;
@@ -1918,6 +1939,21 @@ export interface components {
          * @enum {string}
          */
         Role: "owner" | "admin" | "member" | "viewer";
+        /** ScheduleRow */
+        ScheduleRow: {
+            /** Every Hours */
+            every_hours: number;
+            /** Id */
+            id: string;
+            /** Next Runs */
+            next_runs: string[];
+            /** Paused */
+            paused: boolean;
+            /** Runs So Far */
+            runs_so_far: number;
+            /** Workflow */
+            workflow: string;
+        };
         /**
          * SearchMode
          * @enum {string}
@@ -2315,6 +2351,26 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    schedules_api_admin_schedules_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduleRow"][];
                 };
             };
         };

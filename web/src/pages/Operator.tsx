@@ -12,6 +12,7 @@ export function OperatorPage({ config }: { config: Config | null }) {
     [contains],
   );
   const models = useLoad(() => must(api.GET("/api/admin/embeddings")), []);
+  const schedules = useLoad(() => must(api.GET("/api/admin/schedules")), []);
   const { busy, run } = useAction();
   const notify = useNotify();
 
@@ -47,7 +48,7 @@ export function OperatorPage({ config }: { config: Config | null }) {
         ) : (
           "Temporal UI"
         )}
-        ; schedules (token-refresh sweep, re-embedding sweep, cleanup) are listed there under Schedules.
+        , where the schedules below can be paused or triggered too.
       </p>
       <h2>Failed runs</h2>
       <div className="row wrap">
@@ -91,6 +92,41 @@ export function OperatorPage({ config }: { config: Config | null }) {
             </li>
           ))}
         </ul>
+      )}
+      <h2>Schedules</h2>
+      {schedules.error ? (
+        <Failed error={schedules.error} retry={schedules.reload} />
+      ) : !schedules.data ? (
+        <Loading />
+      ) : schedules.data.length === 0 ? (
+        <Empty>No schedule yet: the workflows worker creates them when it starts.</Empty>
+      ) : (
+        <div className="table-wrap">
+          <table>
+            <caption className="sr-only">Schedules</caption>
+            <thead>
+              <tr>
+                <th>Schedule</th>
+                <th>Every</th>
+                <th>Next run</th>
+                <th>Runs so far</th>
+              </tr>
+            </thead>
+            <tbody>
+              {schedules.data.map((s) => (
+                <tr key={s.id}>
+                  <td>
+                    {s.workflow}
+                    {s.paused && <span className="muted"> (paused)</span>}
+                  </td>
+                  <td>{s.every_hours >= 1 ? `${s.every_hours} h` : `${Math.round(s.every_hours * 60)} min`}</td>
+                  <td>{when(s.next_runs[0])}</td>
+                  <td>{s.runs_so_far}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
       )}
       <h2>Embedding models</h2>
       {models.error ? (
