@@ -306,3 +306,39 @@ async def test_an_operator_retries_a_failed_run_and_a_user_connects_an_integrati
     await expect(card.locator(".badge")).to_have_text("revoked")
     await expect(card.get_by_role("button", name="Reconnect")).to_be_visible()
     await page.context.close()
+
+
+async def test_stop_ends_a_streaming_answer_and_keeps_nothing_of_it(
+    browser: Browser, live_api: LiveServer, api: httpx.AsyncClient, runtime: Runtime, make_account: MakeAccount
+) -> None:
+    """The persona picked applies to the turn; Stop cancels the turn's workflow mid-answer: the page marks the
+    answer stopped, and no assistant message is stored."""
+    account = await make_account()
+    persona = await api.post(
+        "/api/personas", json={"name": "Pirate", "instruction": "Answer like a pirate."}, headers=account.headers
+    )
+    assert persona.status_code == 201
+    fake = FakeLLM()
+    fake.answer = " ".join(f"word{i}" for i in range(80))
+    fake.chunk_delay_s = 0.3  # 24 s in all: the stop must cut it short
+    try:
+        with overridden(runtime.settings, openai_base_url=fake.url, openai_model="fake-model"):
+            page = await signed_in(browser, live_api, account)
+            await page.get_by_role("link", name="Chat").click()
+            await page.get_by_label("Persona").select_option(label="Pirate")
+            await page.get_by_label("Message").fill("Tell me a long story")
+            await page.get_by_role("button", name="Send").click()
+            content = page.get_by_test_id("message-assistant").last.locator(".content")
+            await expect(content).to_contain_text("word1 ", timeout=30_000)
+            await page.get_by_role("button", name="■ Stop").click()
+            await expect(content).to_contain_text("(stopped)", timeout=20_000)
+            await expect(page.get_by_role("button", name="Send")).to_be_visible()
+            shown = await content.text_content() or ""
+            assert "word79" not in shown
+            await page.context.close()
+    finally:
+        fake.close()
+    [conversation] = (await api.get("/api/conversations", headers=account.headers)).json()
+    assert conversation["persona_id"] == persona.json()["id"]
+    messages = (await api.get(f"/api/conversations/{conversation['id']}/messages", headers=account.headers)).json()
+    assert [m["role"] for m in messages] == ["user"]
