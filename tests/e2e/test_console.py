@@ -18,10 +18,12 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
+from pydantic import SecretStr
 from temporalio.client import Client
 
 from nexus.ops.schedules import ensure_schedules, list_schedules
 from nexus.runtime import Runtime
+from tests.api.test_signin import ALICE, oidc_mock  # noqa: F401 (a fixture)
 from tests.conftest import Account, MakeAccount, follow_job, overridden
 from tests.e2e.test_integrations import provider, spotify, stop_refresh_workflows  # noqa: F401 (fixtures)
 from tests.e2e.test_media_pipeline import ingest_upload
@@ -342,3 +344,31 @@ async def test_stop_ends_a_streaming_answer_and_keeps_nothing_of_it(
     assert conversation["persona_id"] == persona.json()["id"]
     messages = (await api.get(f"/api/conversations/{conversation['id']}/messages", headers=account.headers)).json()
     assert [m["role"] for m in messages] == ["user"]
+
+
+async def test_sign_in_with_google_through_the_providers_consent_page(
+    browser: Browser,
+    live_api: LiveServer,
+    runtime: Runtime,
+    oidc_mock: str,  # noqa: F811
+) -> None:
+    """With Google configured (here: a real OpenID Connect provider on loopback), the sign-in page offers it; the
+    provider's consent page signs the user in and brings them back to the page they asked for."""
+    with overridden(
+        runtime.settings,
+        google_client_id="nexus-web",
+        google_client_secret=SecretStr("web-secret"),
+        google_discovery_url=oidc_mock + "/.well-known/openid-configuration",
+        frontend_url=live_api.url,
+    ):
+        context = await browser.new_context(viewport=DESKTOP, base_url=live_api.url)
+        page = await context.new_page()
+        await page.goto("/search")
+        await expect(page).to_have_url(re.compile(r"/signin\?next=%2Fsearch"))
+        await page.get_by_role("link", name="Sign in with Google").click()
+        await page.locator("input[name=sub]").fill("alice")
+        await page.get_by_role("button", name="Authorize").click()
+        await expect(page).to_have_url(re.compile(r"/search$"))
+        await expect(page.get_by_role("heading", name="Search")).to_be_visible()
+        await expect(page.locator(".email")).to_have_text(ALICE)
+        await context.close()
