@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 from temporalio import activity
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
@@ -118,6 +118,17 @@ HANG = "hang"
 Scripted = BaseException | Literal["hang"]
 
 
+async def heartbeat_until_cancelled(cancelled: asyncio.Event) -> NoReturn:
+    """A long step the user cancels: heartbeat (so the cancel reaches it) until it does; `cancelled` tells the test."""
+    try:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(0.05)
+    except asyncio.CancelledError:
+        cancelled.set()
+        raise
+
+
 async def play(script: dict[str, list[Scripted]], name: str) -> None:
     """Play the next scripted outcome of activity `name`, if any: raise it, or hang."""
     steps = script.get(name)
@@ -204,13 +215,7 @@ class MediaFakes:
         self.transcribe_started.set()
         if self.block_transcribe:
             self.calls.append(("media.transcribe", activity.info().attempt))
-            try:
-                while True:
-                    activity.heartbeat()
-                    await asyncio.sleep(0.05)
-            except asyncio.CancelledError:
-                self.transcribe_cancelled.set()
-                raise
+            await heartbeat_until_cancelled(self.transcribe_cancelled)
         return TranscribeResult(segments=12, language="en", reused=await self._step("media.transcribe"))
 
     @activity.defn(name="media.enrich")
@@ -271,13 +276,7 @@ class ChatFakes:
         self.generate_inputs.append(inp)
         self.generate_started.set()
         if self.block_generate:
-            try:
-                while True:
-                    activity.heartbeat()
-                    await asyncio.sleep(0.05)
-            except asyncio.CancelledError:
-                self.generate_cancelled.set()
-                raise
+            await heartbeat_until_cancelled(self.generate_cancelled)
         return GenerateResult(message_id=self.message_id, reused=False)
 
     @activity.defn(name="chat.remember")
