@@ -213,6 +213,11 @@ async def test_a_recording_goes_from_upload_to_transcript_search_and_a_cited_ans
     async with httpx.AsyncClient(base_url=live_api.url) as raw:
         assert (await raw.get("/api/me", headers={"Authorization": f"Bearer {shown}"})).status_code == 200
     await check_page(page, "settings")
+    background = "getComputedStyle(document.body).backgroundColor"
+    await page.get_by_label("Theme").select_option("dark")
+    assert await page.evaluate(background) == "rgb(17, 19, 24)"
+    await page.get_by_label("Theme").select_option("light")
+    assert await page.evaluate(background) == "rgb(255, 255, 255)"
     await page.get_by_role("button", name="Sign out").click()
     await expect(page.get_by_role("button", name="Sign in with API key")).to_be_visible()
     await check_page(page, "signin")
