@@ -72,6 +72,13 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[]) {
   return { ...state, reload: () => setTick((n) => n + 1), set: (data: T) => setState({ data, loading: false }) };
 }
 
+/** A `useLoad`'s data once it is there; until then its failure (with a retry) or a loading line. */
+export function Loaded<T>({ state, children }: { state: { data?: T; error?: string; reload: () => void }; children: (data: T) => ReactNode }) {
+  if (state.error) return <Failed error={state.error} retry={state.reload} />;
+  if (state.data === undefined) return <Loading />;
+  return <>{children(state.data)}</>;
+}
+
 export function Loading({ what = "Loading" }: { what?: string }) {
   return (
     <p className="muted" role="status" aria-busy="true">

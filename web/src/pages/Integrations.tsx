@@ -1,6 +1,6 @@
 import type { Config } from "../App";
 import { api, must } from "../api/client";
-import { Badge, Empty, Failed, Loading, useAction, useLoad, useNotify } from "../components/ui";
+import { Badge, Empty, Loaded, useAction, useLoad, useNotify } from "../components/ui";
 import { when } from "../lib/format";
 
 const NAMES: Record<string, string> = { google: "Google", spotify: "Spotify" };
@@ -38,46 +38,46 @@ export function IntegrationsPage({ config }: { config: Config | null }) {
           <p className="muted">No provider is configured on this server (NEXUS_GOOGLE_CLIENT_ID, NEXUS_SPOTIFY_CLIENT_ID).</p>
         )}
       </div>
-      {list.error ? (
-        <Failed error={list.error} retry={list.reload} />
-      ) : !list.data ? (
-        <Loading />
-      ) : list.data.length === 0 ? (
-        <Empty>No account connected.</Empty>
-      ) : (
-        <ul className="cards" aria-label="Connected accounts">
-          {list.data.map((i) => {
-            const reconnect = i.status !== "active" || i.reauth_due;
-            return (
-              <li key={i.id} className="card">
-                <div className="row wrap">
-                  <strong className="grow">
-                    {NAMES[i.provider] ?? i.provider} · {i.account_email ?? i.account_id}
-                  </strong>
-                  <Badge status={i.status} />
-                </div>
-                <p className="muted small">
-                  Token refreshed {when(i.last_refreshed_at)} · expires {when(i.access_token_expires_at)}
-                  {i.reauth_due_at && ` · consent ends ${when(i.reauth_due_at)}`}
-                </p>
-                {i.last_error && <p className="error small">{i.last_error}</p>}
-                <div className="row">
-                  {reconnect && (
-                    <button className="primary" onClick={() => connect(i.provider)}>
-                      Reconnect
-                    </button>
-                  )}
-                  {i.status !== "revoked" && (
-                    <button className="danger" disabled={busy} onClick={() => disconnect(i.id)}>
-                      Disconnect
-                    </button>
-                  )}
-                </div>
-              </li>
-            );
-          })}
-        </ul>
-      )}
+      <Loaded state={list}>
+        {(data) =>
+          data.length === 0 ? (
+            <Empty>No account connected.</Empty>
+          ) : (
+            <ul className="cards" aria-label="Connected accounts">
+              {data.map((i) => {
+                const reconnect = i.status !== "active" || i.reauth_due;
+                return (
+                  <li key={i.id} className="card">
+                    <div className="row wrap">
+                      <strong className="grow">
+                        {NAMES[i.provider] ?? i.provider} · {i.account_email ?? i.account_id}
+                      </strong>
+                      <Badge status={i.status} />
+                    </div>
+                    <p className="muted small">
+                      Token refreshed {when(i.last_refreshed_at)} · expires {when(i.access_token_expires_at)}
+                      {i.reauth_due_at && ` · consent ends ${when(i.reauth_due_at)}`}
+                    </p>
+                    {i.last_error && <p className="error small">{i.last_error}</p>}
+                    <div className="row">
+                      {reconnect && (
+                        <button className="primary" onClick={() => connect(i.provider)}>
+                          Reconnect
+                        </button>
+                      )}
+                      {i.status !== "revoked" && (
+                        <button className="danger" disabled={busy} onClick={() => disconnect(i.id)}>
+                          Disconnect
+                        </button>
+                      )}
+                    </div>
+                  </li>
+                );
+              })}
+            </ul>
+          )
+        }
+      </Loaded>
     </section>
   );
 }

@@ -1,6 +1,6 @@
 import { useEffect, useState } from "react";
 import { api, must, type Schemas } from "../api/client";
-import { Badge, Empty, Failed, Link, Loading, useAction, useLoad, useNotify } from "../components/ui";
+import { Badge, Empty, Link, Loaded, useAction, useLoad, useNotify } from "../components/ui";
 import { Recorder } from "../components/Recorder";
 import { clock, TERMINAL } from "../lib/format";
 import { navigate, useLocation } from "../lib/router";
@@ -87,45 +87,45 @@ export function LibraryPage() {
           <input value={filters.q} onChange={set("q")} placeholder="contains…" />
         </label>
       </form>
-      {list.error ? (
-        <Failed error={list.error} retry={list.reload} />
-      ) : !list.data ? (
-        <Loading />
-      ) : list.data.items.length === 0 ? (
-        <Empty>Nothing here yet. Add a link, drop a file or record something above.</Empty>
-      ) : (
-        <ul className="media-list" aria-label="Media">
-          {list.data.items.map((m) => (
-            <li key={m.id} className="card row">
-              <div className="grow">
-                <Link to={`/media/${m.id}`} className="title">
-                  {m.title || m.source_url || "Untitled"}
-                </Link>
-                <div className="muted small">
-                  {m.source_type} · {m.duration_s ? clock(m.duration_s) : "—"} · {new Date(m.created_at).toLocaleDateString()}
-                  {m.duplicate_of && (
-                    <>
-                      {" "}
-                      · <Link to={`/media/${m.duplicate_of}`}>duplicate</Link>
-                    </>
-                  )}
-                </div>
-                {m.tags.length > 0 && (
-                  <div className="tags">
-                    {m.tags.map((t) => (
-                      <button key={t} className="chip" onClick={() => setFilters((f) => ({ ...f, tag: t }))}>
-                        {t}
-                      </button>
-                    ))}
+      <Loaded state={list}>
+        {(data) =>
+          data.items.length === 0 ? (
+            <Empty>Nothing here yet. Add a link, drop a file or record something above.</Empty>
+          ) : (
+            <ul className="media-list" aria-label="Media">
+              {data.items.map((m) => (
+                <li key={m.id} className="card row">
+                  <div className="grow">
+                    <Link to={`/media/${m.id}`} className="title">
+                      {m.title || m.source_url || "Untitled"}
+                    </Link>
+                    <div className="muted small">
+                      {m.source_type} · {m.duration_s ? clock(m.duration_s) : "—"} · {new Date(m.created_at).toLocaleDateString()}
+                      {m.duplicate_of && (
+                        <>
+                          {" "}
+                          · <Link to={`/media/${m.duplicate_of}`}>duplicate</Link>
+                        </>
+                      )}
+                    </div>
+                    {m.tags.length > 0 && (
+                      <div className="tags">
+                        {m.tags.map((t) => (
+                          <button key={t} className="chip" onClick={() => setFilters((f) => ({ ...f, tag: t }))}>
+                            {t}
+                          </button>
+                        ))}
+                      </div>
+                    )}
+                    {m.error && <p className="error small">{m.error}</p>}
                   </div>
-                )}
-                {m.error && <p className="error small">{m.error}</p>}
-              </div>
-              <Badge status={m.status} />
-            </li>
-          ))}
-        </ul>
-      )}
+                  <Badge status={m.status} />
+                </li>
+              ))}
+            </ul>
+          )
+        }
+      </Loaded>
     </section>
   );
 }

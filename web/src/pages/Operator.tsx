@@ -1,7 +1,7 @@
 import { useState } from "react";
 import type { Config } from "../App";
 import { api, must, type Schemas } from "../api/client";
-import { Empty, Failed, Link, Loading, useAction, useLoad, useNotify } from "../components/ui";
+import { Empty, Link, Loaded, useAction, useLoad, useNotify } from "../components/ui";
 import { when } from "../lib/format";
 
 /** Failed runs with their reasons, retry one or every match, links into the Temporal UI, re-embedding progress. */
@@ -60,112 +60,112 @@ export function OperatorPage({ config }: { config: Config | null }) {
           Retry all {jobs.data?.length ?? ""} matching
         </button>
       </div>
-      {jobs.error ? (
-        <Failed error={jobs.error} retry={jobs.reload} />
-      ) : !jobs.data ? (
-        <Loading />
-      ) : jobs.data.length === 0 ? (
-        <Empty>No failed runs.</Empty>
-      ) : (
-        <ul className="cards" aria-label="Failed runs">
-          {jobs.data.map((j) => (
-            <li key={j.id} className="card">
-              <div className="row wrap">
-                <Link to={`/jobs/${j.id}`} className="title grow">
-                  {j.title || j.media_id}
-                </Link>
-                <span className="muted small">
-                  failed in {j.failed_stage ?? "?"} · attempt {j.attempts} · {when(j.updated_at)}
-                </span>
-              </div>
-              <p className="error small">{j.error}</p>
-              <div className="row">
-                <button onClick={() => retryOne(j.id)} disabled={busy} aria-label={`Retry ${j.title || j.media_id}`}>
-                  Retry
-                </button>
-                {temporal(j) && (
-                  <a href={temporal(j)!} target="_blank" rel="noreferrer">
-                    Open in Temporal
-                  </a>
-                )}
-              </div>
-            </li>
-          ))}
-        </ul>
-      )}
-      <h2>Schedules</h2>
-      {schedules.error ? (
-        <Failed error={schedules.error} retry={schedules.reload} />
-      ) : !schedules.data ? (
-        <Loading />
-      ) : schedules.data.length === 0 ? (
-        <Empty>No schedule yet: the workflows worker creates them when it starts.</Empty>
-      ) : (
-        <div className="table-wrap">
-          <table>
-            <caption className="sr-only">Schedules</caption>
-            <thead>
-              <tr>
-                <th>Schedule</th>
-                <th>Every</th>
-                <th>Next run</th>
-                <th>Runs so far</th>
-              </tr>
-            </thead>
-            <tbody>
-              {schedules.data.map((s) => (
-                <tr key={s.id}>
-                  <td>
-                    {s.workflow}
-                    {s.paused && <span className="muted"> (paused)</span>}
-                  </td>
-                  <td>{s.every_hours >= 1 ? `${s.every_hours} h` : `${Math.round(s.every_hours * 60)} min`}</td>
-                  <td>{when(s.next_runs[0])}</td>
-                  <td>{s.runs_so_far}</td>
-                </tr>
+      <Loaded state={jobs}>
+        {(data) =>
+          data.length === 0 ? (
+            <Empty>No failed runs.</Empty>
+          ) : (
+            <ul className="cards" aria-label="Failed runs">
+              {data.map((j) => (
+                <li key={j.id} className="card">
+                  <div className="row wrap">
+                    <Link to={`/jobs/${j.id}`} className="title grow">
+                      {j.title || j.media_id}
+                    </Link>
+                    <span className="muted small">
+                      failed in {j.failed_stage ?? "?"} · attempt {j.attempts} · {when(j.updated_at)}
+                    </span>
+                  </div>
+                  <p className="error small">{j.error}</p>
+                  <div className="row">
+                    <button onClick={() => retryOne(j.id)} disabled={busy} aria-label={`Retry ${j.title || j.media_id}`}>
+                      Retry
+                    </button>
+                    {temporal(j) && (
+                      <a href={temporal(j)!} target="_blank" rel="noreferrer">
+                        Open in Temporal
+                      </a>
+                    )}
+                  </div>
+                </li>
               ))}
-            </tbody>
-          </table>
-        </div>
-      )}
+            </ul>
+          )
+        }
+      </Loaded>
+      <h2>Schedules</h2>
+      <Loaded state={schedules}>
+        {(data) =>
+          data.length === 0 ? (
+            <Empty>No schedule yet: the workflows worker creates them when it starts.</Empty>
+          ) : (
+            <div className="table-wrap">
+              <table>
+                <caption className="sr-only">Schedules</caption>
+                <thead>
+                  <tr>
+                    <th>Schedule</th>
+                    <th>Every</th>
+                    <th>Next run</th>
+                    <th>Runs so far</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {data.map((s) => (
+                    <tr key={s.id}>
+                      <td>
+                        {s.workflow}
+                        {s.paused && <span className="muted"> (paused)</span>}
+                      </td>
+                      <td>{s.every_hours >= 1 ? `${s.every_hours} h` : `${Math.round(s.every_hours * 60)} min`}</td>
+                      <td>{when(s.next_runs[0])}</td>
+                      <td>{s.runs_so_far}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          )
+        }
+      </Loaded>
       <h2>Embedding models</h2>
-      {models.error ? (
-        <Failed error={models.error} retry={models.reload} />
-      ) : !models.data ? (
-        <Loading />
-      ) : (
-        <div className="table-wrap">
-        <table>
-          <caption className="sr-only">Embedding models</caption>
-          <thead>
-            <tr>
-              <th>Model</th>
-              <th>Status</th>
-              <th>Vectors</th>
-              <th>Still to embed</th>
-            </tr>
-          </thead>
-          <tbody>
-            {models.data.models.map((m) => (
-              <tr key={m.id}>
-                <td>
-                  {m.name} <span className="muted">({m.dims} d)</span>
-                </td>
-                <td>{m.status}</td>
-                <td>{m.vectors}</td>
-                <td>
-                  {m.status === "building" ? (
-                    <progress value={m.vectors} max={m.vectors + m.missing} aria-label={`${m.name} backfill`} />
-                  ) : (
-                    m.missing
-                  )}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-        </div>
-      )}
+      <Loaded state={models}>
+        {(data) =>
+          (
+            <div className="table-wrap">
+              <table>
+                <caption className="sr-only">Embedding models</caption>
+                <thead>
+                  <tr>
+                    <th>Model</th>
+                    <th>Status</th>
+                    <th>Vectors</th>
+                    <th>Still to embed</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {data.models.map((m) => (
+                    <tr key={m.id}>
+                      <td>
+                        {m.name} <span className="muted">({m.dims} d)</span>
+                      </td>
+                      <td>{m.status}</td>
+                      <td>{m.vectors}</td>
+                      <td>
+                        {m.status === "building" ? (
+                          <progress value={m.vectors} max={m.vectors + m.missing} aria-label={`${m.name} backfill`} />
+                        ) : (
+                          m.missing
+                        )}
+                      </td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          )
+        }
+      </Loaded>
     </section>
   );
 }

@@ -1,6 +1,6 @@
 import { useState } from "react";
 import { api, must, type Schemas } from "../api/client";
-import { Failed, Loading, useAction, useLoad } from "../components/ui";
+import { Loaded, useAction, useLoad } from "../components/ui";
 import { when } from "../lib/format";
 
 /** API keys (a new key is shown once; revoke) and browser sessions (revoke). */
@@ -57,71 +57,71 @@ export function SettingsPage() {
           </div>
         </div>
       )}
-      {keys.error ? (
-        <Failed error={keys.error} retry={keys.reload} />
-      ) : !keys.data ? (
-        <Loading />
-      ) : (
-        <div className="table-wrap">
-        <table>
-          <caption className="sr-only">API keys</caption>
-          <thead>
-            <tr>
-              <th>Name</th>
-              <th>Key</th>
-              <th>Created</th>
-              <th>Last used</th>
-              <th />
-            </tr>
-          </thead>
-          <tbody>
-            {keys.data.map((k) => (
-              <tr key={k.id}>
-                <td>{k.name}</td>
-                <td>
-                  <code>{k.prefix}…</code>
-                </td>
-                <td>{when(k.created_at)}</td>
-                <td>{when(k.last_used_at)}</td>
-                <td>
-                  {k.revoked_at ? (
-                    <span className="muted">revoked</span>
-                  ) : (
-                    <button className="danger" onClick={() => revokeKey(k.id)} aria-label={`Revoke key ${k.name}`}>
+      <Loaded state={keys}>
+        {(data) =>
+          (
+            <div className="table-wrap">
+              <table>
+                <caption className="sr-only">API keys</caption>
+                <thead>
+                  <tr>
+                    <th>Name</th>
+                    <th>Key</th>
+                    <th>Created</th>
+                    <th>Last used</th>
+                    <th />
+                  </tr>
+                </thead>
+                <tbody>
+                  {data.map((k) => (
+                    <tr key={k.id}>
+                      <td>{k.name}</td>
+                      <td>
+                        <code>{k.prefix}…</code>
+                      </td>
+                      <td>{when(k.created_at)}</td>
+                      <td>{when(k.last_used_at)}</td>
+                      <td>
+                        {k.revoked_at ? (
+                          <span className="muted">revoked</span>
+                        ) : (
+                          <button className="danger" onClick={() => revokeKey(k.id)} aria-label={`Revoke key ${k.name}`}>
+                            Revoke
+                          </button>
+                        )}
+                      </td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          )
+        }
+      </Loaded>
+      <h2>Sessions</h2>
+      <Loaded state={sessions}>
+        {(data) =>
+          (
+            <ul className="cards">
+              {data.map((s) => (
+                <li key={s.id} className="card row wrap">
+                  <div className="grow">
+                    <div>{s.user_agent ?? "unknown browser"}</div>
+                    <div className="muted small">
+                      {s.ip ?? ""} · last seen {when(s.last_seen_at)} {s.current && "· this browser"}
+                    </div>
+                  </div>
+                  {!s.current && (
+                    <button className="danger" onClick={() => revokeSession(s.id)}>
                       Revoke
                     </button>
                   )}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-        </div>
-      )}
-      <h2>Sessions</h2>
-      {sessions.error ? (
-        <Failed error={sessions.error} retry={sessions.reload} />
-      ) : !sessions.data ? (
-        <Loading />
-      ) : (
-        <ul className="cards">
-          {sessions.data.map((s) => (
-            <li key={s.id} className="card row wrap">
-              <div className="grow">
-                <div>{s.user_agent ?? "unknown browser"}</div>
-                <div className="muted small">
-                  {s.ip ?? ""} · last seen {when(s.last_seen_at)} {s.current && "· this browser"}
-                </div>
-              </div>
-              {!s.current && (
-                <button className="danger" onClick={() => revokeSession(s.id)}>
-                  Revoke
-                </button>
-              )}
-            </li>
-          ))}
-        </ul>
-      )}
+                </li>
+              ))}
+            </ul>
+          )
+        }
+      </Loaded>
     </section>
   );
 }
