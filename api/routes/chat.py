@@ -172,7 +172,10 @@ async def replay_turn(turn: ReadableTurn, runtime: RuntimeDep) -> AsyncIterator[
 @router.post("/chat/{turn_id}/stop", status_code=status.HTTP_202_ACCEPTED)
 async def stop_turn(turn: WritableTurn, client: TemporalDep) -> StartedTurn:
     """Stop a turn that is still answering: its generation is cancelled, nothing is stored, and its stream
-    ends with an `error` event ("stopped by the user"). 409 when it has already ended."""
+    ends with an `error` event ("stopped by the user"). 409 when its answer has ended: once stored, the answer is
+    kept (the run may still be remembering what was said, which a stop must not cut short)."""
+    if turn.assistant_message_id is not None:
+        raise HTTPException(status.HTTP_409_CONFLICT, "the answer has already ended: there is nothing to stop")
     if not await cancel(client, turn.workflow_id):
         raise HTTPException(status.HTTP_409_CONFLICT, f"the turn is not running (status: {turn.status})")
     return StartedTurn(turn_id=turn.id, conversation_id=turn.conversation_id, workflow_id=turn.workflow_id)

@@ -67,6 +67,9 @@ async def test_offline_turn_quotes_passages_with_citations_and_is_stored(
     assert messages[1]["id"] == final["message_id"] and messages[1]["citations"] == final["citations"]
     convs = (await api.get("/api/conversations", headers=archive.headers)).json()
     assert turn["conversation_id"] in [c["id"] for c in convs]
+    # Stopping a turn that has ended changes nothing and says why.
+    late = await api.post(f"/api/chat/{turn['turn_id']}/stop", headers=archive.headers)
+    assert late.status_code == 409 and "already ended" in late.json()["detail"], late.text
 
 
 async def test_tokens_stream_in_order_while_the_model_generates(
