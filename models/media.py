@@ -58,6 +58,8 @@ class MediaItem(OwnedModel, table=True):
     duration_s: float | None = None
     size_bytes: int | None = Field(default=None, sa_type=sa.BigInteger)
     mime_type: str | None = Field(default=None, max_length=100)
+    # The original has a picture (ffprobe found a video stream); None for rows fetched before it was recorded.
+    has_video: bool | None = None
     original_key: str | None = Field(default=None, max_length=500)
     audio_key: str | None = Field(default=None, max_length=500)
     fingerprint: str | None = Field(default=None, sa_type=sa.Text)

@@ -130,6 +130,9 @@ class MediaDetail(MediaSummary):
     )
     original_filename: str | None
     size_bytes: int | None
+    has_video: bool | None = Field(
+        description="The original file has a picture (GET /original plays it); null when not known."
+    )
     enrichment_provider: str | None
     enrichment_model: str | None
     job_id: uuid.UUID | None
@@ -377,6 +380,7 @@ async def get_media(media: ReadableMedia, user: CurrentUser, session: SessionDep
         transcription=media.transcription or {},
         original_filename=media.original_filename,
         size_bytes=media.size_bytes,
+        has_video=media.has_video,
         enrichment_provider=media.enrichment_provider,
         enrichment_model=media.enrichment_model,
         job_id=job.id if job else None,

@@ -119,6 +119,7 @@ async def fetch(
         duration_s=info.duration_s,
         size_bytes=size,
         mime_type=info.format_name,
+        has_video=info.has_video,
     )
     if not stored:  # deleted while the files were being written: take them back
         await asyncio.to_thread(store.delete_prefix, prefix)

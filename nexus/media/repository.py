@@ -181,6 +181,7 @@ async def store_audio(
     duration_s: float,
     size_bytes: int,
     mime_type: str,
+    has_video: bool,
 ) -> bool:
     """False when the item was deleted meanwhile: the caller takes back what it wrote."""
     return await _update_media(
@@ -191,6 +192,7 @@ async def store_audio(
         duration_s=duration_s,
         size_bytes=size_bytes,
         mime_type=_clip(mime_type, 100),
+        has_video=has_video,
     )
 
 

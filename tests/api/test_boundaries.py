@@ -33,7 +33,14 @@ async def test_long_model_output_is_clipped_to_its_columns(runtime: Runtime, mak
     )
     await store_enrichment(runtime.engine, media, verbose)
     await store_audio(
-        runtime.engine, media.id, original_key="k", audio_key="a", duration_s=1.0, size_bytes=1, mime_type="t" * 400
+        runtime.engine,
+        media.id,
+        original_key="k",
+        audio_key="a",
+        duration_s=1.0,
+        size_bytes=1,
+        mime_type="t" * 400,
+        has_video=False,
     )
     async with session_scope(runtime.engine) as session:
         stored = await session.get(MediaItem, media.id)

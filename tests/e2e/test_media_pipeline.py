@@ -132,6 +132,7 @@ async def test_html_page_with_video_is_found_by_yt_dlp(
     assert events[-1]["stage"] == "completed", events[-1]
     media = (await api.get(f"/api/media/{submitted['media_id']}", headers=me.headers)).json()
     assert media["title"] == "Bread"  # the user's title is kept
+    assert media["has_video"] is True  # the console plays GET /original with its picture
     assert_segments_sane(media["segments"], media["duration_s"])
     assert_heard(media["segments"], {"sourdough", "flour", "water", "salt", "dough", "overnight", "kitchen"}, 5)
 
@@ -144,6 +145,7 @@ async def test_upload_and_mic_recording(
     assert events[-1]["stage"] == "completed"
     media = (await api.get(f"/api/media/{submitted['media_id']}", headers=me.headers)).json()
     assert media["source_type"] == "mic" and media["original_filename"] == "c.webm"
+    assert media["has_video"] is False  # a .webm of sound only: the console plays it as audio
     assert_segments_sane(media["segments"], media["duration_s"])
     assert_heard(media["segments"], {"dentist", "thursday", "morning", "appointment", "margaret"}, 3)
 

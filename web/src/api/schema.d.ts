@@ -216,7 +216,8 @@ export interface paths {
         /**
          * Stop Turn
          * @description Stop a turn that is still answering: its generation is cancelled, nothing is stored, and its stream
-         *     ends with an `error` event ("stopped by the user"). 409 when it has already ended.
+         *     ends with an `error` event ("stopped by the user"). 409 when its answer has ended: once stored, the answer is
+         *     kept (the run may still be remembering what was said, which a stop must not cut short).
          */
         post: operations["stop_turn_api_chat__turn_id__stop_post"];
         delete?: never;
@@ -1591,6 +1592,11 @@ export interface components {
             enrichment_provider: string | null;
             /** Error */
             error: string | null;
+            /**
+             * Has Video
+             * @description The original file has a picture (GET /original plays it); null when not known.
+             */
+            has_video: boolean | null;
             /**
              * Id
              * Format: uuid

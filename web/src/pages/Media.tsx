@@ -23,9 +23,11 @@ export function MediaPage({ id }: { id: string }) {
       return () => clearTimeout(timer);
     }
   }, [item]); // eslint-disable-line react-hooks/exhaustive-deps
+  // Items fetched before `has_video` was recorded: guessed from the file name.
+  const hasVideo = Boolean(item && (item.has_video ?? VIDEO.test(item.original_filename ?? "")));
   useEffect(() => {
-    setUseOriginal(Boolean(item?.original_filename && VIDEO.test(item.original_filename)));
-  }, [item?.original_filename]);
+    setUseOriginal(hasVideo);
+  }, [hasVideo]);
 
   // Arriving from a search hit or a citation (?t=): start there.
   useEffect(() => {
@@ -138,7 +140,7 @@ export function MediaPage({ id }: { id: string }) {
             ))}
           </div>
           <div className="row danger-zone">
-            {item.original_filename && VIDEO.test(item.original_filename) && (
+            {hasVideo && (
               <button onClick={() => setUseOriginal((v) => !v)}>{useOriginal ? "Audio only" : "Show video"}</button>
             )}
             <button className="danger" onClick={remove} disabled={busy}>
