@@ -18,6 +18,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from api.app import create_app
+from api.deps import get_admin_user
+from api.routes.codec import codec_admin
 from models import (
     AuditLog,
     ChatTurn,
@@ -193,6 +195,28 @@ async def test_every_api_route_needs_a_key(api: httpx.AsyncClient) -> None:
         for method in sorted(route.methods - {"HEAD", "OPTIONS"}):
             answers[f"{method} {route.path}"] = (await api.request(method, url)).status_code
     assert len(answers) >= 20 and set(answers.values()) == {401}, {k: v for k, v in answers.items() if v != 401}
+
+
+def depends_on(dependant: Any, calls: set[Any]) -> bool:
+    return any(d.call in calls or depends_on(d, calls) for d in dependant.dependencies)
+
+
+async def test_operator_routes_are_for_admins_only(api: httpx.AsyncClient, make_account: MakeAccount) -> None:
+    """Every route under /api/admin and /codec depends on the one admin rule (the codec's dependency applies it
+    after its own cookie check), and refuses a signed-in user who is not an admin with 403 (before reading the
+    body)."""
+    user = await make_account()
+    answers = {}
+    for route in app_routes():
+        if not isinstance(route, APIRoute) or not route.path.startswith(("/api/admin", "/codec")):
+            continue
+        assert depends_on(route.dependant, {get_admin_user, codec_admin}), f"{route.path} is not for admins only"
+        url = PARAM.sub(lambda _: str(uuid.uuid4()), route.path)
+        for method in sorted(route.methods - {"HEAD", "OPTIONS"}):
+            answer = await api.request(method, url, headers=user.headers, json={})
+            answers[f"{method} {route.path}"] = (answer.status_code, answer.json().get("detail"))
+    assert len(answers) >= 7, answers
+    assert {code for code, _ in answers.values()} == {403}, answers
 
 
 async def test_workspace_members_read_but_only_writers_change(
