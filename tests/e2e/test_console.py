@@ -76,9 +76,14 @@ async def browser(clips: dict[str, Path]) -> AsyncIterator[Browser]:
         print("\nweb console figures:", json.dumps(figures))
 
 
-async def signed_in(browser: Browser, live_api: LiveServer, account: Account) -> Page:
+async def signed_in(browser: Browser, live_api: LiveServer, account: Account, dark: bool = False) -> Page:
     """A new browser, signed in the way a person does it: the API key typed into the sign-in page."""
-    context = await browser.new_context(viewport=DESKTOP, base_url=live_api.url, permissions=["microphone"])
+    context = await browser.new_context(
+        viewport=DESKTOP,
+        base_url=live_api.url,
+        permissions=["microphone"],
+        color_scheme="dark" if dark else "light",
+    )
     page = await context.new_page()
     page.on("pageerror", lambda error: page_errors.append(f"{page.url}: {error}"))
     # React reports a crashed render on the console; a refused request (the sign-in probe's 401) is no error.
@@ -377,3 +382,100 @@ async def test_sign_in_with_google_through_the_providers_consent_page(
         await expect(page.get_by_role("heading", name="Search")).to_be_visible()
         await expect(page.locator(".email")).to_have_text(ALICE)
         await context.close()
+
+
+async def tab_to(page: Page, script: str, limit: int = 40) -> None:
+    """Press Tab until the focused element passes `script` (a JS predicate of `el`), as a keyboard user does."""
+    for _ in range(limit):
+        await page.keyboard.press("Tab")
+        if await page.evaluate(f"(() => {{ const el = document.activeElement; return !!el && ({script}); }})()"):
+            return
+    raise AssertionError(f"Tab never reached an element where {script}")
+
+
+async def test_keyboard_only_in_the_dark_cancel_retry_delete_forget_and_revoke(
+    browser: Browser, live_api: LiveServer, runtime: Runtime, make_account: MakeAccount, clips: dict[str, Path]
+) -> None:
+    """The system's dark theme (axe on each page), a run cancelled and retried from its job page, the keyboard
+    alone from the navigation through search to a transcript line, a media item deleted, a memory forgotten, and
+    another browser's session revoked."""
+    account = await make_account()
+    await runtime.memory.add(account.user.id, "Dentist is Dr. Olsen", {"source": "test"})
+    async with httpx.AsyncClient(base_url=live_api.url) as other:
+        opened = await other.post("/auth/session", headers={**account.headers, "User-Agent": "second-laptop"})
+        assert opened.status_code == 200, opened.text
+        assert (await other.get("/auth/me")).status_code == 200
+        fake = FakeLLM()
+        fake.delay_s = 60  # the enrichment hangs until cancelled
+        try:
+            with overridden(runtime.settings, openai_base_url=fake.url, openai_model="fake-model"):
+                page = await signed_in(browser, live_api, account, dark=True)
+                assert await page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(17, 19, 24)"
+                await check_page(page, "library-empty-dark")
+                await page.set_input_files("#upload-file", str(clips["c_webm"]))
+                await expect(page).to_have_url(re.compile(r"/jobs/"))
+                stage = page.get_by_test_id("job-stage")
+                await expect(stage).to_contain_text("enriching", timeout=120_000)
+                await page.get_by_role("button", name="Cancel").click()
+                await expect(stage).to_contain_text("cancelled", timeout=30_000)
+                fake.delay_s = 0
+                await page.get_by_role("button", name="Retry").click()
+                await expect(stage).to_contain_text("completed", timeout=120_000)
+                await check_page(page, "job-dark")
+        finally:
+            fake.close()
+
+        # The keyboard alone: skip link, the navigation, a search, its result, a transcript line.
+        await page.goto("/library")
+        await expect(page.get_by_role("heading", name="Library")).to_be_visible()
+        await page.keyboard.press("Tab")
+        assert await page.evaluate("document.activeElement.textContent") == "Skip to content"
+        await tab_to(page, "el.textContent === 'Search' && el.tagName === 'A'")
+        await page.keyboard.press("Enter")
+        await expect(page).to_have_url(re.compile(r"/search$"))
+        assert await page.evaluate("document.activeElement.id") == "main"
+        await tab_to(page, "el.id === 'q'")
+        await page.keyboard.type("dentist appointment")
+        await page.keyboard.press("Enter")
+        await expect(page.locator("button.result").first).to_contain_text("dentist")
+        await tab_to(page, "el.classList.contains('result')")
+        await page.keyboard.press("Enter")
+        await expect(page).to_have_url(re.compile(r"/media/.+\?t=\d+"))
+        await player_time(page)
+        await tab_to(page, "el.classList.contains('segment')")
+        start = float(await page.evaluate("document.activeElement.dataset.start"))
+        await page.keyboard.press("Enter")
+        assert abs(await player_time(page) - start) < 1.0
+        # A recording of sound only plays as audio: no picture to show.
+        await expect(page.get_by_role("button", name="Show video")).to_have_count(0)
+        await expect(page.get_by_role("button", name="Audio only")).to_have_count(0)
+        await check_page(page, "media-dark")
+
+        # Delete the item (after confirming): gone from the library and the API.
+        media_path = page.url.split("?")[0].replace(live_api.url, "")
+        page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+        await page.get_by_role("button", name="Delete").click()
+        await expect(page).to_have_url(re.compile(r"/library$"))
+        await expect(page.get_by_role("heading", name="Library")).to_be_visible()
+        await expect(page.locator(f'a[href="{media_path}"]')).to_have_count(0)
+        gone = await other.get("/api" + media_path, headers=account.headers)
+        assert gone.status_code == 404, gone.text
+
+        # Forget a memory.
+        await page.get_by_role("link", name="Chat").click()
+        await page.get_by_text("What Nexus remembers").click()
+        forget = page.get_by_role("button", name="Forget: Dentist is Dr. Olsen")
+        await expect(forget).to_be_visible()
+        await check_page(page, "chat-dark")
+        await forget.click()
+        await expect(forget).to_have_count(0)
+        assert await runtime.memory.list(account.user.id) == []
+
+        # Revoke the other browser's session: its cookie no longer signs it in; this browser's still does.
+        await page.get_by_role("link", name="Settings").click()
+        await page.get_by_role("button", name="Revoke the session of second-laptop").click()
+        await expect(page.get_by_role("button", name="Revoke the session of second-laptop")).to_have_count(0)
+        assert (await other.get("/auth/me")).status_code == 401
+        await check_page(page, "settings-dark")
+        assert (await page.request.get("/auth/me")).ok
+        await page.context.close()

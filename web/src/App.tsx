@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useState } from "react";
+import { useCallback, useEffect, useRef, useState } from "react";
 import { api, must, type Schemas } from "./api/client";
 import { Link, Loading, Toasts, useAction } from "./components/ui";
 import { match, navigate, useLocation } from "./lib/router";
@@ -61,6 +61,16 @@ function Shell() {
     const name = NAV.find(([p]) => path.startsWith(p))?.[1] ?? (path.startsWith("/operator") ? "Operator" : "");
     document.title = name ? `${name} · Nexus` : "Nexus";
   }, [path]);
+
+  // A new page (not a new address within one, as /chat -> /chat/{id}) moves focus to its content: keyboard and
+  // screen-reader users start there instead of on the link they followed.
+  const section = path.split("/")[1];
+  const shown = useRef(section);
+  useEffect(() => {
+    if (section === shown.current) return;
+    shown.current = section;
+    document.getElementById("main")?.focus();
+  }, [section]);
 
   if (me === undefined) return <Loading what="Starting" />;
   if (me === null) return <SignInPage onSignedIn={load} />;

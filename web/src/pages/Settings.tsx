@@ -112,7 +112,11 @@ export function SettingsPage() {
                     </div>
                   </div>
                   {!s.current && (
-                    <button className="danger" onClick={() => revokeSession(s.id)}>
+                    <button
+                      className="danger"
+                      onClick={() => revokeSession(s.id)}
+                      aria-label={`Revoke the session of ${s.user_agent ?? "an unknown browser"}`}
+                    >
                       Revoke
                     </button>
                   )}
