@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -19,6 +20,8 @@ from nexus.llm import registry
 from nexus.llm.embeddings import Embedder
 from nexus.memory.service import MemoryStore
 from nexus.storage.service import ObjectStore, make_store
+
+log = logging.getLogger("nexus")
 
 RECONNECT_AFTER_S = 3.0
 
@@ -100,6 +103,21 @@ class Runtime:
             if attempt.done() and self._connecting is attempt:
                 self._connecting = None
         return self._client
+
+    async def warm_up(self, *, memory: bool = False) -> None:
+        """Load the active embedding model (and Mem0, for `memory`) at start, off any request's path: a cold
+        process's first search or chat turn otherwise waits seconds for them. A failure only means the first
+        request loads them."""
+        from nexus.core.db import session_scope
+
+        try:
+            async with session_scope(self.engine) as session:
+                active = await registry.active_model(session)
+            await asyncio.to_thread(self.embedder_for(active.spec).embed, ["warm up"])
+            if memory:
+                await asyncio.to_thread(self.memory.warm_up)
+        except Exception as exc:  # anything: the process serves regardless
+            log.warning("warm-up failed, the first request will load the models: %s", exc)
 
     async def close(self) -> None:
         from nexus.core.eventlog import close_listeners

@@ -125,10 +125,17 @@ async def run_workers(runtime: Runtime, queues: Sequence[Queue]) -> None:
         await ensure_schedules(client, runtime)
         # The model the deployment is configured with: a new one is registered and its backfill started.
         await start(runtime, client, runtime.settings.embedding_model)
+    # The workflows worker runs a chat turn's context step (memories, retrieval), cpu embeds and remembers, llm
+    # answers: each loads the models now rather than on its first job.
+    warming = None
+    if {Queue.workflows, Queue.cpu, Queue.llm} & set(queues):
+        warming = asyncio.create_task(runtime.warm_up(memory=bool({Queue.workflows, Queue.cpu} & set(queues))))
     workers = [build_worker(client, runtime, q) for q in queues]
     log.info("serving task queues: %s", ", ".join(runtime.queues.name(q) for q in queues))
     try:
         async with registered(runtime, client, queues):
             await asyncio.gather(*(w.run() for w in workers))
     finally:
+        if warming is not None:
+            warming.cancel()
         await runtime.close()

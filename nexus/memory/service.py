@@ -23,7 +23,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from nexus.core.db import sync_url
 from nexus.core.settings import Settings
 from nexus.llm.embeddings import Embedder
-from nexus.llm.models import spec_path
 from nexus.llm.registry import LEGACY_ID, memory_collection
 from nexus.memory.history import PostgresHistory, connect
 
@@ -58,6 +57,9 @@ class IndexModel:
     dims: int
     spec: str
 
+
+UNUSED_URL = "http://127.0.0.1:9/never-called"
+"""Mem0's own embedder client points here (port 9 is discard): it is replaced before any use."""
 
 ACTIVE_TTL_S = 2.0
 """How long a process trusts its reading of the active model (a switch reaches memory within this)."""
@@ -116,14 +118,19 @@ class MemoryStore:
             },
             "embedder": {
                 "provider": "huggingface",
-                # Mem0 loads this once, and _get replaces it with our embedder of the model's spec at once: the
-                # shipped model always loads (a static model's directory is no sentence-transformers model).
-                "config": {"model": str(spec_path("")), "embedding_dims": model.dims},
+                # Mem0 builds its embedder from this, and _get replaces it with ours at once. With a base URL it is
+                # an HTTP client that is never called; without one Mem0 loaded a second copy of the model for
+                # every Memory it built (~1 s and ~90 MB each: a cold process's first chat turn took 2 s).
+                "config": {"model": "unused", "embedding_dims": model.dims, "huggingface_base_url": UNUSED_URL},
             },
             "llm": llm,
             # Replaced by PostgresHistory as soon as Mem0 is built: no history file on any host.
             "history_db_path": ":memory:",
         }
+
+    def warm_up(self) -> None:
+        """Build the active model's Mem0 now (imports, collection): blocking."""
+        self._get()
 
     def _get(self, model: IndexModel | None = None) -> Any:
         """One Mem0 instance per LLM configuration (settings are fixed in production; tests change them) and
