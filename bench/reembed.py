@@ -2,7 +2,7 @@
 texts directly in one process; and search latency during the backfill against idle.
 
     python bench/reembed.py [--chunks 100000] [--target static-64|minilm-copy|SPEC] [--batch 256] [--queries 200]
-                            [--rate 5]
+                            [--rate 5] [--direct-sample N]
 
 Starts a throwaway `nexus up`, bulk-loads CHUNKS synthetic passages (bench/search.py's generator: 40 Zipf words
 each, 384-d vectors of the active MiniLM model) for 10 users, then:
@@ -11,7 +11,10 @@ each, 384-d vectors of the active MiniLM model) for 10 users, then:
 compute-bound target, where `static-64` (tokenlearn's static model, ~20k passages/s) measures the pipeline's own
 overhead.
 
-- direct: the target model embeds every passage's text in one process, batches of BATCH (the baseline);
+- direct: the target model embeds every passage's text in one process, batches of BATCH (the baseline); with
+  --direct-sample N only the first N passages in chunk id order (a random sample: ids are UUIDs), and the time
+  for all of them is the load plus N's embedding time scaled to the whole (a compute-bound model's rate is flat,
+  and 100k MiniLM passages take over half an hour here);
 - stack: `nexus reembed start` (in-process: registry.declare + ReembedWorkflow) on the stack's workers, from start
   to the switch (backfill, catch-up, memories, verification, switch) -> chunks/s and the ratio to direct
   (goal >= 0.85x);
@@ -84,7 +87,7 @@ def minilm_copy(root: Path) -> str:
     return str(copy)
 
 
-async def main(chunks: int, target: str, batch: int, queries: int, rate: float) -> None:
+async def main(chunks: int, target: str, batch: int, queries: int, rate: float, sample: int) -> None:
     from nexus.core.db import session_scope
     from nexus.core.embedded import EmbeddedPostgres
     from nexus.core.orchestration import REEMBED_WORKFLOW, reembed_workflow_id
@@ -115,9 +118,10 @@ async def main(chunks: int, target: str, batch: int, queries: int, rate: float) 
             embedder = Embedder(target)
             embedder.embed(in_order[:1])
             load_s = time.perf_counter() - started
-            for i in range(0, len(in_order), batch):
-                embedder.embed(in_order[i : i + batch])
-            direct_s = time.perf_counter() - started
+            sampled = in_order[: sample or len(in_order)]
+            for i in range(0, len(sampled), batch):
+                embedder.embed(sampled[i : i + batch])
+            direct_s = load_s + (time.perf_counter() - started - load_s) * len(in_order) / len(sampled)
 
             words = [" ".join(t.split()[5:8]) for t in data.texts[:queries]]
             reader = data.owners[0]
@@ -151,7 +155,11 @@ async def main(chunks: int, target: str, batch: int, queries: int, rate: float) 
 
     n = len(data.texts)
     print(f"re-embedding {n} passages to {target} (batches of {batch}); switched: {report.switched}")
-    print(f"direct, one process: {n / direct_s:,.0f} passages/s ({direct_s:.1f} s, of which {load_s:.1f} s loading)")
+    scaled = f", scaled from the first {sample:,}" if sample and sample < n else ""
+    print(
+        f"direct, one process: {n / direct_s:,.0f} passages/s ({direct_s:.1f} s, of which {load_s:.1f} s loading"
+        f"{scaled})"
+    )
     print(f"through the stack:   {n / stack_s:,.0f} passages/s ({stack_s:.1f} s)  ratio {direct_s / stack_s:.2f}x")
     # Fixed costs (model load, workflow start, index build, memories, verification) weigh on a short run; the
     # steady state (a median batch against the direct rate) and the fixed seconds project a larger archive.
@@ -185,5 +193,6 @@ if __name__ == "__main__":
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--rate", type=float, default=5.0, help="searches per second during the backfill (0: none)")
+    parser.add_argument("--direct-sample", type=int, default=0, help="time the direct baseline on N passages")
     args = parser.parse_args()
-    asyncio.run(main(args.chunks, args.target, args.batch, args.queries, args.rate))
+    asyncio.run(main(args.chunks, args.target, args.batch, args.queries, args.rate, args.direct_sample))
