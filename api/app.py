@@ -33,9 +33,13 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         await asyncio.to_thread(embedding_identity, app.state.runtime.settings)
         with contextlib.suppress(Exception):  # else readiness writes it, and reports why it could not
             await stamp_store(app.state.runtime.engine, app.state.runtime.store)
+        # The query embedder, loaded in the background: the first search would otherwise wait for it.
+        warming = asyncio.create_task(app.state.runtime.warm_up()) if owned else None
         try:
             yield
         finally:
+            if warming is not None:
+                warming.cancel()
             if owned:
                 await app.state.runtime.close()
 

@@ -17,10 +17,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from playwright.async_api import Browser, Page, async_playwright, expect
 from pydantic import SecretStr
 from temporalio.client import Client
 
+from nexus.core.db import session_scope
 from nexus.ops.schedules import ensure_schedules, list_schedules
 from nexus.runtime import Runtime
 from tests.api.test_signin import ALICE, oidc_mock  # noqa: F401 (a fixture)
@@ -44,6 +46,8 @@ pytestmark = [
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (make test installs it)"),
     pytest.mark.timeout(400),
 ]
+# A disk-bound machine can stall a request for seconds (Playwright's default wait is 5 s).
+expect.set_options(timeout=20_000)
 figures: dict[str, float] = {}
 page_errors: list[str] = []
 
@@ -394,10 +398,16 @@ async def tab_to(page: Page, script: str, limit: int = 40) -> None:
 
 
 async def test_keyboard_only_in_the_dark_cancel_retry_delete_forget_and_revoke(
-    browser: Browser, live_api: LiveServer, runtime: Runtime, make_account: MakeAccount, clips: dict[str, Path]
+    browser: Browser,
+    live_api: LiveServer,
+    api: httpx.AsyncClient,
+    runtime: Runtime,
+    make_account: MakeAccount,
+    clips: dict[str, Path],
 ) -> None:
-    """The system's dark theme (axe on each page), a run cancelled and retried from its job page, the keyboard
-    alone from the navigation through search to a transcript line, a media item deleted, a memory forgotten, and
+    """The system's dark theme (axe on each page), a run cancelled and retried from its job page, the library's
+    filters, a file dropped on the page (the same recording again: a duplicate), the keyboard alone from the
+    navigation through search to a transcript line, speaker names, a media item deleted, a memory forgotten, and
     another browser's session revoked."""
     account = await make_account()
     await runtime.memory.add(account.user.id, "Dentist is Dr. Olsen", {"source": "test"})
@@ -425,6 +435,25 @@ async def test_keyboard_only_in_the_dark_cancel_retry_delete_forget_and_revoke(
         finally:
             fake.close()
 
+        # The library's filters; then the same recording dropped on the page is found to be a duplicate.
+        await page.goto("/library")
+        status = page.get_by_label("Status")
+        await status.select_option("failed")
+        await expect(page.get_by_text("Nothing here yet")).to_be_visible()
+        await status.select_option("completed")
+        await expect(page.get_by_role("list", name="Media").get_by_role("link")).to_have_count(1)
+        await page.evaluate(
+            """(bytes) => {
+                const files = new DataTransfer();
+                files.items.add(new File([new Uint8Array(bytes)], "again.webm", { type: "audio/webm" }));
+                const zone = document.querySelector("#upload-file").closest("div");
+                zone.dispatchEvent(new DragEvent("drop", { dataTransfer: files, bubbles: true, cancelable: true }));
+            }""",
+            list(clips["c_webm"].read_bytes()),
+        )
+        await expect(page).to_have_url(re.compile(r"/jobs/"))
+        await expect(page.get_by_test_id("job-stage")).to_contain_text("duplicate", timeout=120_000)
+
         # The keyboard alone: skip link, the navigation, a search, its result, a transcript line.
         await page.goto("/library")
         await expect(page.get_by_role("heading", name="Library")).to_be_visible()
@@ -446,6 +475,17 @@ async def test_keyboard_only_in_the_dark_cancel_retry_delete_forget_and_revoke(
         start = float(await page.evaluate("document.activeElement.dataset.start"))
         await page.keyboard.press("Enter")
         assert abs(await player_time(page) - start) < 1.0
+        # Speaker labels with the name a user gave one (the diarizer's own labels: tests/e2e/test_transcripts.py).
+        media_id = page.url.split("?")[0].rsplit("/", 1)[1]
+        async with session_scope(runtime.engine) as session:
+            await session.execute(
+                sa.text("UPDATE transcript_segments SET speaker = 'S1' WHERE media_id = :m"), {"m": media_id}
+            )
+        named = await api.patch(f"/api/media/{media_id}/speakers", json={"S1": "Margaret"}, headers=account.headers)
+        assert named.status_code == 200, named.text
+        await page.reload()
+        await expect(page.locator(".transcript .speaker").first).to_have_text("Margaret")
+        await expect(page.get_by_role("list", name="Duplicates").get_by_role("link")).to_have_count(1)
         # A recording of sound only plays as audio: no picture to show.
         await expect(page.get_by_role("button", name="Show video")).to_have_count(0)
         await expect(page.get_by_role("button", name="Audio only")).to_have_count(0)

@@ -235,8 +235,9 @@ def test_healthcheck_counts_only_this_hosts_pollers() -> None:
 
 async def test_worker_healthcheck(runtime: Runtime, database_url: str, workers: None, tmp_path: Path) -> None:
     env = nexus_env(runtime.settings, database_url)
-    # The session's workers may only just have sent their first poll.
-    async with asyncio.timeout(30):
+    # The session's workers may only just have sent their first poll; each check is a new process (slow to start
+    # on a machine whose disk is busy).
+    async with asyncio.timeout(90):
         while (result := await healthcheck(env, "worker", "cpu", cwd=tmp_path))[0] != 0:
             await asyncio.sleep(0.5)
     assert result[1].startswith("healthy:"), result

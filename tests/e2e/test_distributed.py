@@ -330,7 +330,7 @@ async def test_api_and_each_queue_on_separate_hosts_ingest_search_chat_and_survi
                     host.start()
 
                 base = f"http://{net.address('api')}:8000"
-                async with httpx.AsyncClient(base_url=base, timeout=30) as api:
+                async with httpx.AsyncClient(base_url=base, timeout=60) as api:
                     ready = await _wait_ready(api, list(hosts.values()), 180)
                     workers = ready["components"]["workers"]["detail"]
                     assert "4 worker process(es) agree" in workers, workers

@@ -117,7 +117,7 @@ export function MediaPage({ id }: { id: string }) {
           {(item.duplicate_of || item.duplicates.length > 0) && (
             <>
               <h2>Duplicates</h2>
-              <ul>
+              <ul aria-label="Duplicates">
                 {item.duplicate_of && (
                   <li>
                     A near-duplicate of <Link to={`/media/${item.duplicate_of}`}>an earlier item</Link>
