@@ -42,7 +42,8 @@ def _ephemeral_low() -> int:
         return 32768
 
 
-def wait_port(port: int, timeout: float = 30) -> None:
+def wait_port(port: int, timeout: float = 120) -> None:
+    """Generous: on a machine whose disk is saturated, starting a server can take a minute."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with socket.socket() as s:

@@ -94,7 +94,10 @@ async def start_test_env() -> WorkflowEnvironment:
     `nexus.core.temporal.ensure_search_attributes`, which lists first, cannot be used): register directly.
     """
     env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=find_test_server(), data_converter=pydantic_data_converter
+        test_server_existing_path=find_test_server(),
+        data_converter=pydantic_data_converter,
+        # The SDK waits 5 s by default: a machine whose disk is saturated can take longer to start a process.
+        test_server_startup_timeout=timedelta(seconds=60),
     )
     await env.client.operator_service.add_search_attributes(
         AddSearchAttributesRequest(
