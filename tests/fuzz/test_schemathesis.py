@@ -50,6 +50,10 @@ async def test_no_route_answers_a_server_error(
         # Event streams stay open until their run ends (these rows have none): covered by the API and e2e tests.
         "--exclude-path-regex",
         "/events$",
+        # Readiness answers 503 whenever a dependency is slow to answer its probe (a busy Temporal on 2 cores,
+        # once): that is its contract, tested in tests/api/test_readiness.py, not a server error.
+        "--exclude-path",
+        "/health/ready",
         "--request-timeout",
         "30",
         "--continue-on-failure",
