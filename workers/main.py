@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -24,6 +25,10 @@ log = logging.getLogger("nexus.worker")
 # run, which cost ~25 ms per workflow task (measured on the chat turn's history). Workers, replay tests and the
 # workflow tests all run workflows under this one runner.
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_all_modules())
+
+
+START_TRIES = 30
+"""Start-up steps that need Temporal (schedules, the model's backfill) are tried this often, 2 s apart."""
 
 
 def workflows_for(queue: Queue) -> list[type]:
@@ -122,9 +127,18 @@ async def run_workers(runtime: Runtime, queues: Sequence[Queue]) -> None:
         from nexus.ops.reembed import start
         from nexus.ops.schedules import ensure_schedules
 
-        await ensure_schedules(client, runtime)
-        # The model the deployment is configured with: a new one is registered and its backfill started.
-        await start(runtime, client, runtime.settings.embedding_model)
+        # A Temporal server that has just started may accept connections before its namespace exists.
+        for attempt in range(START_TRIES):
+            try:
+                await ensure_schedules(client, runtime)
+                # The model the deployment is configured with: a new one is registered and its backfill started.
+                await start(runtime, client, runtime.settings.embedding_model)
+                break
+            except RPCError as exc:
+                if attempt == START_TRIES - 1 or exc.status not in (RPCStatusCode.NOT_FOUND, RPCStatusCode.UNAVAILABLE):
+                    raise
+                log.warning("Temporal is not ready yet (%s): trying again in 2 s", exc.message)
+                await asyncio.sleep(2)
     # The workflows worker runs a chat turn's context step (memories, retrieval), cpu embeds and remembers, llm
     # answers: each loads the models now rather than on its first job.
     warming = None
