@@ -119,3 +119,45 @@ export function Link({ to, children, className }: { to: string; children: ReactN
     </a>
   );
 }
+
+/**
+ * A captioned table that scrolls sideways on a narrow screen instead of widening the page. The caption is for
+ * screen readers (the page's heading already names the table for sighted users); `cells` gives one row's cells.
+ */
+export function DataTable<T>({
+  caption,
+  headers,
+  rows,
+  rowKey,
+  cells,
+}: {
+  caption: string;
+  headers: ReactNode[];
+  rows: T[];
+  rowKey: (row: T) => string | number;
+  cells: (row: T) => ReactNode[];
+}) {
+  return (
+    <div className="table-wrap">
+      <table>
+        <caption className="sr-only">{caption}</caption>
+        <thead>
+          <tr>
+            {headers.map((h, i) => (
+              <th key={i}>{h}</th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>
+          {rows.map((row) => (
+            <tr key={rowKey(row)}>
+              {cells(row).map((cell, i) => (
+                <td key={i}>{cell}</td>
+              ))}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}

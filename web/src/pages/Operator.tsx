@@ -1,7 +1,7 @@
 import { useState } from "react";
 import type { Config } from "../App";
 import { api, must, type Schemas } from "../api/client";
-import { Empty, Link, Loaded, useAction, useLoad, useNotify } from "../components/ui";
+import { DataTable, Empty, Link, Loaded, useAction, useLoad, useNotify } from "../components/ui";
 import { when } from "../lib/format";
 
 /** Failed runs with their reasons, retry one or every match, links into the Temporal UI, re-embedding progress. */
@@ -99,71 +99,45 @@ export function OperatorPage({ config }: { config: Config | null }) {
           data.length === 0 ? (
             <Empty>No schedule yet: the workflows worker creates them when it starts.</Empty>
           ) : (
-            <div className="table-wrap">
-              <table>
-                <caption className="sr-only">Schedules</caption>
-                <thead>
-                  <tr>
-                    <th>Schedule</th>
-                    <th>Every</th>
-                    <th>Next run</th>
-                    <th>Runs so far</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {data.map((s) => (
-                    <tr key={s.id}>
-                      <td>
-                        {s.workflow}
-                        {s.paused && <span className="muted"> (paused)</span>}
-                      </td>
-                      <td>{s.every_hours >= 1 ? `${s.every_hours} h` : `${Math.round(s.every_hours * 60)} min`}</td>
-                      <td>{when(s.next_runs[0])}</td>
-                      <td>{s.runs_so_far}</td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
+            <DataTable
+              caption="Schedules"
+              headers={["Schedule", "Every", "Next run", "Runs so far"]}
+              rows={data}
+              rowKey={(s) => s.id}
+              cells={(s) => [
+                <>
+                  {s.workflow}
+                  {s.paused && <span className="muted"> (paused)</span>}
+                </>,
+                s.every_hours >= 1 ? `${s.every_hours} h` : `${Math.round(s.every_hours * 60)} min`,
+                when(s.next_runs[0]),
+                s.runs_so_far,
+              ]}
+            />
           )
         }
       </Loaded>
       <h2>Embedding models</h2>
       <Loaded state={models}>
         {(data) =>
-          (
-            <div className="table-wrap">
-              <table>
-                <caption className="sr-only">Embedding models</caption>
-                <thead>
-                  <tr>
-                    <th>Model</th>
-                    <th>Status</th>
-                    <th>Vectors</th>
-                    <th>Still to embed</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {data.models.map((m) => (
-                    <tr key={m.id}>
-                      <td>
-                        {m.name} <span className="muted">({m.dims} d)</span>
-                      </td>
-                      <td>{m.status}</td>
-                      <td>{m.vectors}</td>
-                      <td>
-                        {m.status === "building" ? (
-                          <progress value={m.vectors} max={m.vectors + m.missing} aria-label={`${m.name} backfill`} />
-                        ) : (
-                          m.missing
-                        )}
-                      </td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
-          )
+          <DataTable
+            caption="Embedding models"
+            headers={["Model", "Status", "Vectors", "Still to embed"]}
+            rows={data.models}
+            rowKey={(m) => m.id}
+            cells={(m) => [
+              <>
+                {m.name} <span className="muted">({m.dims} d)</span>
+              </>,
+              m.status,
+              m.vectors,
+              m.status === "building" ? (
+                <progress value={m.vectors} max={m.vectors + m.missing} aria-label={`${m.name} backfill`} />
+              ) : (
+                m.missing
+              ),
+            ]}
+          />
         }
       </Loaded>
     </section>

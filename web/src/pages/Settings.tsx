@@ -1,6 +1,6 @@
 import { useState } from "react";
 import { api, must, type Schemas } from "../api/client";
-import { Loaded, useAction, useLoad } from "../components/ui";
+import { DataTable, Loaded, useAction, useLoad } from "../components/ui";
 import { when } from "../lib/format";
 
 /** API keys (a new key is shown once; revoke) and browser sessions (revoke). */
@@ -59,43 +59,25 @@ export function SettingsPage() {
       )}
       <Loaded state={keys}>
         {(data) =>
-          (
-            <div className="table-wrap">
-              <table>
-                <caption className="sr-only">API keys</caption>
-                <thead>
-                  <tr>
-                    <th>Name</th>
-                    <th>Key</th>
-                    <th>Created</th>
-                    <th>Last used</th>
-                    <th />
-                  </tr>
-                </thead>
-                <tbody>
-                  {data.map((k) => (
-                    <tr key={k.id}>
-                      <td>{k.name}</td>
-                      <td>
-                        <code>{k.prefix}…</code>
-                      </td>
-                      <td>{when(k.created_at)}</td>
-                      <td>{when(k.last_used_at)}</td>
-                      <td>
-                        {k.revoked_at ? (
-                          <span className="muted">revoked</span>
-                        ) : (
-                          <button className="danger" onClick={() => revokeKey(k.id)} aria-label={`Revoke key ${k.name}`}>
-                            Revoke
-                          </button>
-                        )}
-                      </td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
-          )
+          <DataTable
+            caption="API keys"
+            headers={["Name", "Key", "Created", "Last used", <span className="sr-only">Revoke</span>]}
+            rows={data}
+            rowKey={(k) => k.id}
+            cells={(k) => [
+              k.name,
+              <code>{k.prefix}…</code>,
+              when(k.created_at),
+              when(k.last_used_at),
+              k.revoked_at ? (
+                <span className="muted">revoked</span>
+              ) : (
+                <button className="danger" onClick={() => revokeKey(k.id)} aria-label={`Revoke key ${k.name}`}>
+                  Revoke
+                </button>
+              ),
+            ]}
+          />
         }
       </Loaded>
       <h2>Sessions</h2>
