@@ -13,6 +13,7 @@ from temporalio.exceptions import ApplicationError
 from nexus.llm.providers import ProviderError
 
 TICK_S = 1.0
+FINAL_REPORT_S = 5.0  # the last progress report's bound: the work is done, a hung database must not hold it
 log = logging.getLogger("nexus.activities")
 
 
@@ -37,8 +38,21 @@ class Beat:
             log.warning("progress report failed: %s", exc)
 
     async def run(self) -> None:
+        """Heartbeats never wait on the database: a progress write that hangs (a failover whose sockets stall)
+        would otherwise stop them, and Temporal would time out and restart hours of transcription that was
+        still running fine. Progress is reported from a loop of its own."""
+        reporter = asyncio.create_task(self._report_loop())
+        try:
+            while True:
+                activity.heartbeat(self.latest)
+                await asyncio.sleep(TICK_S)
+        finally:
+            reporter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reporter
+
+    async def _report_loop(self) -> None:
         while True:
-            activity.heartbeat(self.latest)
             await self.report()
             await asyncio.sleep(TICK_S)
 
@@ -56,7 +70,8 @@ async def heartbeating(on_progress: Callable[[float], Awaitable[None]] | None = 
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        await beat.report()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(beat.report(), FINAL_REPORT_S)
 
 
 def provider_failure(exc: ProviderError) -> ApplicationError:

@@ -49,6 +49,34 @@ async def test_a_progress_report_that_fails_does_not_fail_the_work(monkeypatch: 
     assert await ActivityEnvironment().run(work) == "done"
 
 
+async def test_a_progress_report_that_hangs_does_not_stop_the_heartbeats(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A database whose sockets stall (a failover) hangs the progress write: the heartbeats go on, and the work
+    ends within the final report's bound instead of waiting for the database."""
+    monkeypatch.setattr(support, "TICK_S", 0.05)
+    monkeypatch.setattr(support, "FINAL_REPORT_S", 0.2)
+    env = ActivityEnvironment()
+    beats: list[object] = []
+    env.on_heartbeat = lambda *details: beats.append(details)
+    hung = asyncio.Event()
+
+    async def stalled(_fraction: float) -> None:
+        hung.set()
+        await asyncio.Event().wait()
+
+    async def work() -> str:
+        async with heartbeating(stalled) as beat:
+            await hung.wait()
+            before = len(beats)
+            await asyncio.sleep(0.5)
+            assert len(beats) >= before + 5
+            beat.progress(1.0)
+        return "done"
+
+    started = time.monotonic()
+    assert await env.run(work) == "done"
+    assert time.monotonic() - started < 2
+
+
 async def test_cancellation_reaches_the_body(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(support, "TICK_S", 0.05)
     env = ActivityEnvironment()
