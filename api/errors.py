@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 from temporalio.service import RPCError
 
-from nexus.core.db import is_unavailable
+from nexus.core.db import causes, is_bad_value, is_unavailable
 from nexus.core.errors import Unavailable
 from nexus.media.service import AtCapacity, Busy
 
@@ -48,9 +48,18 @@ def _bad_text() -> JSONResponse:
 
 async def database_error(_request: Request, exc: Exception) -> JSONResponse:
     orig = getattr(exc, "orig", None)
-    names = {type(e).__name__ for e in (exc, orig, getattr(orig, "__cause__", None)) if e is not None}
-    if names & _BAD_TEXT:
+    chain = causes(exc)
+    if {type(e).__name__ for e in chain} & _BAD_TEXT or any(isinstance(e, UnicodeEncodeError) for e in chain):
         return _bad_text()
+    if is_bad_value(exc):
+        log.info("rejected a value the database cannot take: %s", type(chain[-1]).__name__)
+        return JSONResponse(
+            {
+                "detail": "a value in the request is out of range or too long to store "
+                "(a date before year 1 or after 9999, a number too large, a text longer than its field allows)"
+            },
+            status_code=status.HTTP_400_BAD_REQUEST,
+        )
     if is_unavailable(exc):
         log.warning("database unavailable: %s", type(orig or exc).__name__)
         return _unavailable(Unavailable("the database"))

@@ -56,12 +56,17 @@ def clear_session_cookies(response: Response, settings: Settings) -> None:
         response.delete_cookie(name, path="/", secure=settings.secure_cookies, samesite="lax")
 
 
+MAX_REDIRECT = 2000
+
+
 def safe_redirect(target: str | None, settings: Settings) -> str:
     """Where to send the browser after sign-in: the frontend, a path on it, or a URL on a trusted origin.
     Anything else (another host, `//evil`, `/\\evil`, a scheme like javascript:) is refused, never followed."""
     base = (settings.frontend_url or settings.public_base_url).rstrip("/") + "/"
     if not target:
         return base
+    if len(base) + len(target) > MAX_REDIRECT:  # stored with the sign-in's state, in a column of this size
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"`next` is too long (at most {MAX_REDIRECT} characters)")
     parts = urlsplit(target)
     if not parts.scheme and not parts.netloc:
         if not target.startswith("/") or target.startswith(("//", "/\\")) or "\\" in target or "\n" in target:

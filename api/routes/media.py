@@ -282,7 +282,10 @@ async def upload(
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
     max_bytes = int(settings.max_media_mb * 1024 * 1024)
     name = Path(file.filename or "upload").name
-    suffix = Path(name).suffix.lower()[:10] or ".bin"
+    # Only a plain extension names the stored original (a NUL byte or a slash in it would fail to open, and odd
+    # characters do not belong in storage keys); the format itself is probed from the content.
+    suffix = Path(name).suffix.lower()
+    suffix = suffix if re.fullmatch(r"\.[a-z0-9]{1,9}", suffix) else ".bin"
     tmp = Path(tempfile.mkdtemp(prefix="nexus-upload-"))
     try:
         path = tmp / f"original{suffix}"

@@ -99,13 +99,33 @@ OUTAGE_BUDGET_S = 600.0
 """How long a write after expensive work waits for the database to come back (a restart, a failover)."""
 
 
-def is_unavailable(exc: BaseException) -> bool:
-    """True for connection trouble worth waiting out, as opposed to a bad statement or a constraint."""
+def causes(exc: BaseException) -> list[BaseException]:
+    """The exception and what it wraps (SQLAlchemy's `orig`, then causes and contexts), nearest first."""
     chain: list[BaseException] = []
     current: BaseException | None = exc
     while current is not None and len(chain) < 8:
         chain.append(current)
         current = getattr(current, "orig", None) or current.__cause__ or current.__context__
+    return chain
+
+
+def is_bad_value(exc: BaseException) -> bool:
+    """A value the database cannot take (SQLSTATE class 22: too long for its column, a date or number out of
+    range, text it cannot store) or asyncpg could not encode for it: the caller's input to fix, never an outage
+    to wait out (asyncpg's client-side `DataError` is an `InterfaceError`, which otherwise reads as one)."""
+    return any(type(e).__name__ == "DataError" or _is_data_exception(e) for e in causes(exc))
+
+
+def _is_data_exception(e: BaseException) -> bool:
+    sqlstate = getattr(e, "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate.startswith("22")
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True for connection trouble worth waiting out, as opposed to a bad statement, a bad value or a constraint."""
+    chain = causes(exc)
+    if is_bad_value(exc):
+        return False
     for e in chain:
         if type(e).__name__ in _UNAVAILABLE or isinstance(e, sa_exc.TimeoutError | ConnectionError):
             return True

@@ -93,6 +93,8 @@ def check_url(url: str, *, allow_private: bool) -> None:
         infos = socket.getaddrinfo(parsed.hostname, port or 443, proto=socket.IPPROTO_TCP)
     except socket.gaierror as exc:
         raise BadInput(f"cannot resolve host {parsed.hostname!r}") from exc
+    except UnicodeError as exc:  # the IDNA codec: an empty label (`a..b`) or one over 63 characters
+        raise BadInput(f"malformed host name {parsed.hostname!r}: {exc}") from exc
     for info in infos:
         addr = ipaddress.ip_address(info[4][0])
         if is_forbidden_address(addr, allow_private=False):

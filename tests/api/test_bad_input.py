@@ -37,3 +37,42 @@ async def test_security_headers(api: httpx.AsyncClient, make_account: MakeAccoun
     assert me.headers["referrer-policy"] == "no-referrer"
     docs = await api.get("/docs")
     assert "frame-ancestors 'none'" in docs.headers["content-security-policy"]
+
+
+async def test_values_out_of_range_are_a_400_not_an_outage(api: httpx.AsyncClient, make_account: MakeAccount) -> None:
+    """asyncpg reports a value it cannot encode (a date before year 1 once in UTC, a lone surrogate in a list) as
+    an `InterfaceError`, which read as "the database is unavailable": a 503 with Retry-After, retried forever."""
+    h = (await make_account()).headers
+    search = '{"query": "ships", "mode": "keyword", "filters": %s}'
+    bodies = {
+        "before year 1 in UTC": search % '{"created_after": "0001-01-01T00:00:00+01:00"}',
+        "after 9999 in UTC": search % '{"created_before": "9999-12-31T23:59:59-01:00"}',
+        "lone surrogate in a tag": search % '{"tags": ["a\\ud800"]}',
+    }
+    answers = {
+        k: await api.post("/api/search", headers=h | {"content-type": "application/json"}, content=body)
+        for k, body in bodies.items()
+    }
+    assert {k: r.status_code for k, r in answers.items()} == dict.fromkeys(answers, 400), {
+        k: r.text for k, r in answers.items()
+    }
+    assert "out of range" in answers["before year 1 in UTC"].json()["detail"]
+    assert "invalid Unicode" in answers["lone surrogate in a tag"].json()["detail"]
+    assert not any("retry-after" in r.headers for r in answers.values())
+    assert (await api.post("/api/search", headers=h, json={"query": "ships"})).status_code == 200
+
+
+async def test_an_upload_whose_name_has_a_nul_byte_is_judged_by_its_content(
+    api: httpx.AsyncClient, make_account: MakeAccount
+) -> None:
+    """`talk.mp3\\x00` named the stored original, which failed to open ("embedded null byte"): a 500."""
+    h = (await make_account()).headers
+    body = (
+        b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="talk.mp3\x00"\r\n'
+        b"Content-Type: audio/mpeg\r\n\r\nthis is not a recording\r\n--xyz--\r\n"
+    )
+    resp = await api.post(
+        "/api/media/upload", headers=h | {"content-type": "multipart/form-data; boundary=xyz"}, content=body
+    )
+    assert resp.status_code == 415 and "detail" in resp.json(), resp.text
+    assert (await api.get("/api/media", headers=h)).json()["total"] == 0

@@ -136,7 +136,13 @@ async def test_every_tampering_is_refused_without_a_session(
         assert (await browser.get(used)).status_code == 302
         assert (await browser.get(used)).status_code == 400  # a replayed code and state
 
-        for target in ("https://evil.example/", "//evil.example/x", "/\\evil.example", "javascript:alert(1)"):
+        for target in (
+            "https://evil.example/",
+            "//evil.example/x",
+            "/\\evil.example",
+            "javascript:alert(1)",
+            "/" + "a" * 2100,
+        ):
             resp = await start(browser, next=target)
             assert resp.status_code == 400 and "next" in resp.json()["detail"], target
     assert await sessions_of(runtime, ALICE) == before + 1  # the one good sign-in

@@ -125,6 +125,14 @@ def test_malformed_urls_are_bad_input(url: str) -> None:
         check_url(url, allow_private=False)
 
 
+@pytest.mark.parametrize("url", ["http://a..example.com/x.mp3", f"https://{'a' * 64}.example/x.mp3"])
+def test_malformed_host_names_are_bad_input(url: str) -> None:
+    """The resolver's IDNA encoding refuses an empty label or one over 63 characters with a UnicodeError (a 500
+    from the API before); no lookup is made."""
+    with pytest.raises(BadInput, match="malformed host name"):
+        check_url(url, allow_private=False)
+
+
 def test_allow_private_skips_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
     looked_up = fake_resolver(monkeypatch, {})
     check_url("http://intranet.local/x.mp4", allow_private=True)
