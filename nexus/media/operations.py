@@ -129,7 +129,8 @@ async def retry_all(client: Client, runtime: Runtime, jobs: list[JobMatch]) -> O
                 outcome.skipped[str(match.id)] = f"it is {job.stage} now"
                 continue
             try:
-                await service.retry(client, runtime, session, job)
+                # The operator decides here, not the user: their in-flight limit does not hold the runs back.
+                await service.retry(client, runtime, session, job, within_limit=False)
             except (Unavailable, service.Busy) as exc:
                 outcome.skipped[str(match.id)] = str(exc)
                 continue

@@ -178,17 +178,22 @@ async def wait_closed(client: Client, workflow_id: str, timeout_s: float = 15) -
         pass  # cancelled/failed/timed out: all we need is that it stopped, or that we tried long enough
 
 
-async def retry(client: Client, runtime: Runtime, session: AsyncSession, job: MediaJob) -> None:
+async def retry(
+    client: Client, runtime: Runtime, session: AsyncSession, job: MediaJob, *, within_limit: bool = True
+) -> None:
     """A new run under the same workflow id. Activities find their finished outputs and skip them.
 
     The job moves to `pending` before the run starts (so the run's first event follows it); if Temporal refuses
     the start, the job goes back to where it was, with the reason, and the caller gets `Unavailable`: never a
-    job left `pending` with no run behind it."""
+    job left `pending` with no run behind it. A user's retry counts against their limit of jobs in flight like
+    a new ingest (`AtCapacity`); an operator's bulk retry passes `within_limit=False`."""
     media = await session.get(MediaItem, job.media_id)
     assert media is not None
     # Under the item's transcript lock, and `pending` in the same transaction: a correction cannot slip in
     # between (the retried run's swap would erase it), nor a second retry or re-transcription.
     await lock_for_transaction(session, f"transcript:{media.id}")
+    if within_limit:
+        await check_capacity(session, runtime, job.owner_id)
     if job.kind == JobKind.retranscribe and await _newer_job(session, job):
         raise Busy("a newer run of this item replaced this re-transcription: start a new one instead of retrying")
     previous, run = MediaStatus(job.stage), job.attempts + 1
@@ -271,13 +276,18 @@ async def reconcile_stale(client: Client, runtime: Runtime, *, limit: int = 200)
 
 
 async def delete_media(client: Client, runtime: Runtime, session: AsyncSession, media: MediaItem) -> None:
-    """Stop processing, then remove rows (segments, chunks, jobs cascade) and every stored object."""
+    """Stop processing, then remove rows (segments, chunks, jobs cascade) and every stored object.
+
+    Commits before deleting the objects: a commit that fails (the database gone for a moment) must leave the item
+    whole, not listed with its files gone. A failure between the commit and the objects' deletion leaves objects
+    with no row, which `sweep_orphans` removes."""
     workflow_id = media_workflow_id(media.id)
     if await cancel(client, workflow_id):
         await wait_closed(client, workflow_id)
+    prefix = media_prefix(media.owner_id, media.id)
     await session.delete(media)
-    await session.flush()
-    await asyncio.to_thread(runtime.store.delete_prefix, media_prefix(media.owner_id, media.id))
+    await session.commit()
+    await asyncio.to_thread(runtime.store.delete_prefix, prefix)
 
 
 ORPHAN_GRACE = timedelta(hours=1)

@@ -12,13 +12,15 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import delete
+from sqlalchemy.exc import OperationalError
+from temporalio.client import Client
 
 from models import MediaItem, SourceType
-from nexus.core.db import session_scope
+from nexus.core.db import session_maker, session_scope
 from nexus.core.errors import BadInput
 from nexus.media import processing, repository
 from nexus.media.repository import media_prefix
-from nexus.media.service import sweep_orphans
+from nexus.media.service import delete_media, sweep_orphans
 from nexus.runtime import Runtime
 from tests.conftest import MakeAccount
 
@@ -69,3 +71,40 @@ async def test_the_sweep_removes_old_orphans_only(runtime: Runtime, make_account
     assert not present(orphan)
     assert present(kept.id)  # its row exists
     assert present(fresh)  # too young: an upload is stored moments before its row commits
+
+
+async def test_a_delete_whose_commit_fails_leaves_the_item_whole(
+    runtime: Runtime, temporal_client: Client, make_account: MakeAccount, tmp_path: Path
+) -> None:
+    """The objects were deleted before the commit: a commit that failed (the database gone for a moment, a 503)
+    left the item listed with its original and audio gone, beyond any retry."""
+    owner = await make_account()
+    async with session_scope(runtime.engine) as session:
+        media = MediaItem(owner_id=owner.user.id, source_type=SourceType.file)
+        media.original_key = f"{media_prefix(owner.user.id, media.id)}/original.txt"
+        session.add(media)
+    (tmp_path / "original.txt").write_text("kept")
+    runtime.store.put_file(media.original_key, tmp_path / "original.txt")
+
+    async with session_maker(runtime.engine)() as session:
+        found = await session.get(MediaItem, media.id)
+        assert found is not None
+
+        async def database_gone() -> None:
+            raise OperationalError("COMMIT", {}, ConnectionResetError("connection reset"))
+
+        session.commit = database_gone  # type: ignore[method-assign]
+        with pytest.raises(OperationalError):
+            await delete_media(temporal_client, runtime, session, found)
+        await session.rollback()
+    async with session_scope(runtime.engine) as session:
+        assert await session.get(MediaItem, media.id) is not None
+    assert [key for key, _ in runtime.store.list_objects(media_prefix(owner.user.id, media.id))] == [media.original_key]
+
+    async with session_maker(runtime.engine)() as session:  # and a delete that commits removes both
+        found = await session.get(MediaItem, media.id)
+        assert found is not None
+        await delete_media(temporal_client, runtime, session, found)
+    async with session_scope(runtime.engine) as session:
+        assert await session.get(MediaItem, media.id) is None
+    assert list(runtime.store.list_objects(media_prefix(owner.user.id, media.id))) == []

@@ -123,23 +123,25 @@ async def test_a_user_past_their_limit_of_jobs_in_flight_gets_429_and_nothing_is
     api: httpx.AsyncClient, runtime: Runtime, make_account: MakeAccount, clips: dict[str, Path]
 ) -> None:
     me, other = await make_account(), await make_account()
-    async with session_scope(runtime.engine) as session:  # two jobs mid-run, as the pipeline leaves them
+    jobs: list[MediaJob] = []
+    async with session_scope(runtime.engine) as session:  # two jobs mid-run, as the pipeline leaves them; one failed
         workspace = await personal_workspace(session, me.user)
-        for _ in range(2):
+        for stage in (MediaStatus.transcribing, MediaStatus.transcribing, MediaStatus.failed):
             media = MediaItem(
                 owner_id=me.user.id, workspace_id=workspace.id, source_type=SourceType.url, source_url="http://x/"
             )
             session.add(media)
             await session.flush()
-            session.add(
+            jobs.append(
                 MediaJob(
                     media_id=media.id,
                     owner_id=me.user.id,
                     workspace_id=workspace.id,
                     workflow_id=f"media-{media.id}",
-                    stage=MediaStatus.transcribing,
+                    stage=stage,
                 )
             )
+            session.add(jobs[-1])
     with overridden(runtime.settings, max_inflight_per_user=2), clips["b_wav"].open("rb") as fh:
         refused = await api.post("/api/media/upload", files={"file": ("b.wav", fh)}, headers=me.headers)
         assert refused.status_code == 429 and refused.headers["retry-after"] == "30"
@@ -147,6 +149,11 @@ async def test_a_user_past_their_limit_of_jobs_in_flight_gets_429_and_nothing_is
         fh.seek(0)  # the limit is per user: someone else's upload goes through
         accepted = await api.post("/api/media/upload", files={"file": ("b.wav", fh)}, headers=other.headers)
         assert accepted.status_code == 202, accepted.text
+        # A retry is new work in flight too (it skipped the limit: a user could requeue every failed job at once).
+        retried = await api.post(f"/api/jobs/{jobs[2].id}/retry", headers=me.headers)
+        assert retried.status_code == 429 and "limit is 2" in retried.json()["detail"]
+        job = (await api.get(f"/api/jobs/{jobs[2].id}", headers=me.headers)).json()
+        assert job["stage"] == "failed"  # as it was
     listed = (await api.get("/api/media", headers=me.headers)).json()
-    assert listed["total"] == 2  # the refused upload left no row...
+    assert listed["total"] == 3  # the refused upload left no row...
     assert not list(runtime.store.list_objects(f"users/{me.user.id}"))  # ...and no stored file
