@@ -5,7 +5,7 @@ from __future__ import annotations
 from temporalio import activity
 
 from activities.support import heartbeating, provider_failure
-from nexus.chat import generation
+from nexus.chat import generation, service
 from nexus.chat.contracts import ContextInput, FinishTurn, GenerateInput, GenerateResult, RememberInput, TurnContext
 from nexus.llm.providers import ProviderError
 from nexus.runtime import Runtime
@@ -27,6 +27,12 @@ class ChatActivities:
     @activity.defn(name="chat.finish")
     async def finish(self, inp: FinishTurn) -> None:
         await generation.finish(self.rt, inp)
+
+    @activity.defn(name="chat.reconcile")
+    async def reconcile_turns(self) -> int:
+        """Turns whose run ended without telling them (terminated in the UI, Postgres down at the end) end too."""
+        async with heartbeating():
+            return await service.reconcile_stale_turns(activity.client(), self.rt)
 
     @activity.defn(name="chat.generate")
     async def generate(self, inp: GenerateInput) -> GenerateResult:

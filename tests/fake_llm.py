@@ -18,7 +18,7 @@ class FakeLLM:
             "summary": "A lighthouse keeper records passing ships.",
             "tags": ["lighthouse", "ships", "harbor"],
         }
-        self.fail_with: list[int] = []
+        self.fail_with: list[int] = []  # status codes for the next requests, in order; 0 answers normally
         self.delay_s = 0.0
         self.answer = "The keeper counted seven ships [1]."  # streamed chat answer, a word per chunk
         self.chunk_delay_s = 0.0
@@ -40,8 +40,7 @@ class FakeLLM:
                     return self._send(200, fake._completion(body, {"memory": [{"text": f} for f in fake.facts]}))
                 if fake.delay_s:
                     time.sleep(fake.delay_s)
-                if fake.fail_with:
-                    code = fake.fail_with.pop(0)
+                if fake.fail_with and (code := fake.fail_with.pop(0)):
                     payload = {"error": {"message": f"scripted failure {code}", "type": "test", "code": code}}
                     return self._send(code, payload)
                 if ":streamGenerateContent" in self.path:

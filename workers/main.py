@@ -73,6 +73,7 @@ def activities_for(queue: Queue, runtime: Runtime) -> list[Callable[..., Any]]:
             media.fingerprint_media,
             media.embed_media,
             media.reconcile_jobs,
+            chat.reconcile_turns,
             media.sweep_orphans,
             system.cleanup,
             chat.remember,

@@ -7,6 +7,7 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from activities.chat import ChatActivities
     from activities.media import MediaActivities
     from activities.system import SystemActivities
     from nexus.core.orchestration import CLEANUP_WORKFLOW, RECONCILE_JOBS_WORKFLOW, SWEEP_ORPHANS_WORKFLOW
@@ -16,19 +17,29 @@ with workflow.unsafe.imports_passed_through():
 
 @workflow.defn(name=RECONCILE_JOBS_WORKFLOW)
 class ReconcileJobsWorkflow:
-    """Makes jobs agree with their runs: a run terminated or failed where the API could not see it (the Temporal
-    UI, a database outage at the end) is reflected in `media_jobs`, so no stream or retry waits forever."""
+    """Makes jobs and chat turns agree with their runs: a run terminated or failed where the API could not see it
+    (the Temporal UI, a database outage at the end) is reflected in `media_jobs` and `chat_turns`, so no stream,
+    retry or stop button waits forever. Returns how many were brought in line."""
 
     @workflow.run
     async def run(self, inp: MaintenanceInput) -> int:
-        return await workflow.execute_activity_method(
+        jobs = await workflow.execute_activity_method(
             MediaActivities.reconcile_jobs,
             task_queue=inp.queues.cpu,
-            start_to_close_timeout=timedelta(minutes=5),
-            schedule_to_close_timeout=timedelta(minutes=9),  # before the next sweep would overlap
+            start_to_close_timeout=timedelta(minutes=2),
+            schedule_to_close_timeout=timedelta(minutes=4),  # both within the schedule's 10-minute run limit
             heartbeat_timeout=timedelta(seconds=30),
             retry_policy=DB_RETRY,
         )
+        turns = await workflow.execute_activity_method(
+            ChatActivities.reconcile_turns,
+            task_queue=inp.queues.cpu,
+            start_to_close_timeout=timedelta(minutes=2),
+            schedule_to_close_timeout=timedelta(minutes=4),
+            heartbeat_timeout=timedelta(seconds=30),
+            retry_policy=DB_RETRY,
+        )
+        return jobs + turns
 
 
 @workflow.defn(name=SWEEP_ORPHANS_WORKFLOW)
@@ -44,7 +55,7 @@ class SweepOrphansWorkflow:
             start_to_close_timeout=timedelta(minutes=20),
             heartbeat_timeout=timedelta(seconds=30),
             retry_policy=DB_RETRY,
-            schedule_to_close_timeout=timedelta(minutes=50),
+            schedule_to_close_timeout=timedelta(minutes=28),  # within the schedule's 30-minute run limit
         )
 
 

@@ -11,7 +11,8 @@ import asyncio
 import re
 import time
 import uuid
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -38,6 +39,7 @@ from nexus.search.service import SearchFilters, search
 
 FLUSH_S = 0.05
 HISTORY_MESSAGES = 10
+T = TypeVar("T")
 CONTEXT_PASSAGES = 5
 
 
@@ -164,13 +166,33 @@ async def generate(rt: Runtime, inp: GenerateInput, attempt: int) -> GenerateRes
     except ProviderError as exc:
         raise BadInput(str(exc)) from exc
 
+    finished = await _finished_parts(rt, turn.id) if attempt > 1 else {}
+
+    async def part(index: int, provider: LLMProvider, ctx: ChatContext) -> tuple[LLMProvider, str, Usage]:
+        """One provider's answer: streamed, or, on a retry, the one an earlier attempt finished (not paid twice:
+        the first of a chain whose second failed, or the providers of a parallel turn that had answered)."""
+        done = finished.get(index)
+        if done is not None and done["provider"] == provider.name:
+            await _event(rt, turn.id, "token", {"text": done["text"], "provider": provider.name}, attempt)
+            return provider, done["text"], Usage.model_validate(done.get("usage") or {})
+        result = await _stream(rt, turn.id, provider, ctx, attempt)
+        _, text, usage = result
+        await _event(
+            rt,
+            turn.id,
+            "part",
+            {"index": index, "provider": provider.name, "text": text, "usage": usage.model_dump()},
+            attempt,
+        )
+        return result
+
     started = time.perf_counter()
     if inp.mode is ChainMode.parallel and len(providers) > 1:
-        results = list(await asyncio.gather(*(_stream(rt, turn.id, p, ctx, attempt) for p in providers)))
+        results = await _all_or_none([part(i, p, ctx) for i, p in enumerate(providers)])
     else:
         results = []
-        for provider in providers:
-            results.append(await _stream(rt, turn.id, provider, ctx, attempt))
+        for i, provider in enumerate(providers):
+            results.append(await part(i, provider, ctx))
             ctx = ctx.model_copy(update={"draft": results[-1][1]})
     latency_ms = int((time.perf_counter() - started) * 1000)
 
@@ -234,6 +256,28 @@ async def generate(rt: Runtime, inp: GenerateInput, attempt: int) -> GenerateRes
             ).scalar_one()
         return GenerateResult(message_id=stored, reused=True)
     return GenerateResult(message_id=message.id, reused=False)
+
+
+async def _finished_parts(rt: Runtime, turn_id: uuid.UUID) -> dict[int, dict[str, Any]]:
+    """The providers' answers earlier attempts of this turn finished (`part` events), by place in the chain."""
+    async with session_scope(rt.engine) as session:
+        events = await session.execute(
+            select(TurnEvent).where(col(TurnEvent.turn_id) == turn_id, col(TurnEvent.kind) == "part")
+        )
+        return {int(e.data["index"]): e.data for e in events.scalars()}
+
+
+async def _all_or_none(streams: list[Coroutine[Any, Any, T]]) -> list[T]:
+    """Every stream's result, or the first failure with the others cancelled. (`gather` alone left them running,
+    unwatched: a paid model call went on writing tokens of a failed attempt into the retry's stream.)"""
+    tasks = [asyncio.ensure_future(stream) for stream in streams]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 async def _stream(

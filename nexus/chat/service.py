@@ -4,21 +4,36 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
 from models import ChatTurn, Conversation, Message, TurnEvent, User
+from models.base import utcnow
 from nexus.chat.contracts import ChainMode, ChatTurnInput
-from nexus.core.eventlog import follow
+from nexus.core.db import session_scope
+from nexus.core.eventlog import append, follow
 from nexus.core.orchestration import CHAT_TURN_WORKFLOW, chat_turn_workflow_id
-from nexus.core.temporal import ui_summary
+from nexus.core.temporal import run_status, ui_summary
 from nexus.runtime import Runtime
 
 TERMINAL_KINDS = {"final", "error"}
+
+# How a turn whose run ended without telling it (terminated in the Temporal UI, its last step unable to reach
+# Postgres for longer than the outage budget, or an API that died between storing the turn and starting its run)
+# is ended: the status it gets, and the reason its stream's error event gives.
+_CLOSED: dict[WorkflowExecutionStatus, tuple[str, str]] = {
+    WorkflowExecutionStatus.TERMINATED: ("failed", "the run was terminated outside Nexus (Temporal UI/CLI)"),
+    WorkflowExecutionStatus.TIMED_OUT: ("failed", "the run timed out"),
+    WorkflowExecutionStatus.FAILED: ("failed", "the run failed; see its history in the Temporal UI"),
+    WorkflowExecutionStatus.CANCELED: ("cancelled", "cancelled"),
+}
+STALE_AFTER = timedelta(minutes=2)
+"""A turn still `running` this long after it was asked is checked against Temporal."""
 
 
 async def open_turn(
@@ -90,3 +105,48 @@ async def turn_events(engine: AsyncEngine, turn_id: uuid.UUID) -> AsyncIterator[
         engine, TurnEvent, ChatTurn, TurnEvent.turn_id, turn_id, is_terminal=lambda e: e.kind in TERMINAL_KINDS
     ):
         yield event
+
+
+async def reconcile_turn(client: Client, runtime: Runtime, turn: ChatTurn) -> str | None:
+    """End a `running` turn whose run has ended without saying so, with an `error` event, so its stream and the
+    stop button do not wait forever; returns the status it got, if any. Conditional on the turn still being
+    `running`: a run that finishes meanwhile has said so itself, and no second error event is written."""
+    status = await run_status(client, turn.workflow_id)
+    if status == WorkflowExecutionStatus.RUNNING:
+        return None
+    if status is None:
+        if utcnow() - turn.created_at < STALE_AFTER:
+            return None  # just asked: the run's start may still be on its way
+        ended, reason = "failed", "no run exists for this turn in Temporal; send the message again"
+    elif status == WorkflowExecutionStatus.COMPLETED:
+        ended, reason = "completed", ""
+    else:
+        ended, reason = _CLOSED.get(status, ("failed", f"the run ended as {status.name}"))
+    async with session_scope(runtime.engine) as session:
+        changed = await session.execute(
+            update(ChatTurn)
+            .where(col(ChatTurn.id) == turn.id, col(ChatTurn.status) == "running")
+            .values(status=ended, error=reason or None)
+        )
+        if not changed.rowcount:  # type: ignore[attr-defined]
+            return None
+        if reason:
+            # `seq` is drawn by the database (an identity column); SQLModel's Field cannot mark it init=False.
+            event = TurnEvent(turn_id=turn.id, kind="error", data={"message": reason})  # type: ignore[call-arg]
+            await append(session, turn.id, event)
+    return ended
+
+
+async def reconcile_stale_turns(client: Client, runtime: Runtime, *, limit: int = 200) -> int:
+    """One reconciliation pass over turns still `running` a while after they were asked (the schedule runs it)."""
+    async with session_scope(runtime.engine) as session:
+        turns = (
+            await session.execute(
+                select(ChatTurn)
+                .where(col(ChatTurn.status) == "running", col(ChatTurn.created_at) < utcnow() - STALE_AFTER)
+                .order_by(col(ChatTurn.created_at))
+                .limit(limit)
+            )
+        ).scalars()
+        quiet = list(turns)
+    return sum([await reconcile_turn(client, runtime, turn) is not None for turn in quiet])

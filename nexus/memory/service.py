@@ -168,8 +168,18 @@ class MemoryStore:
         return await asyncio.to_thread(run)
 
     async def add(self, user_id: uuid.UUID, text: str, metadata: dict[str, str]) -> int:
+        """Idempotent per `metadata["turn_id"]`: a retried activity (its worker lost after Mem0 stored the
+        memory, or its time up while Mem0's thread ran on) finds what its turn already added and adds nothing.
+        Mem0 gives every add fresh ids, so a retry would duplicate the memory, and with inference pay for its
+        two LLM calls again."""
+
         def run() -> int:
-            result = self._get().add(
+            memory = self._get()
+            if turn := metadata.get("turn_id"):
+                done = memory.get_all(filters={"user_id": str(user_id), "turn_id": turn}, top_k=100)
+                if done.get("results"):
+                    return len(done["results"])
+            result = memory.add(
                 [{"role": "user", "content": text}], user_id=str(user_id), metadata=metadata, infer=self.infer
             )
             return len(result.get("results", []))

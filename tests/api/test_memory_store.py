@@ -1,12 +1,16 @@
-"""Mem0 runs on Nexus's own embedder: building it loads no model of its own, and a process warms it at start."""
+"""Mem0 runs on Nexus's own embedder: building it loads no model of its own, and a process warms it at start; a
+turn's memory is added once however often its activity runs."""
 
 from __future__ import annotations
+
+import uuid
 
 import pytest
 import sentence_transformers
 
 from nexus.memory.service import MemoryStore
 from nexus.runtime import Runtime
+from tests.conftest import MakeAccount
 
 
 async def test_mem0_loads_no_second_model_and_warm_up_builds_it(
@@ -28,3 +32,16 @@ async def test_mem0_loads_no_second_model_and_warm_up_builds_it(
     assert loads == []  # Mem0's own HuggingFace embedder would have loaded the model a second time
     memory = next(iter(store._memories.values()))
     assert memory.embedding_model.embedder is runtime.embedder_for(store.active().spec)
+
+
+async def test_a_retried_remember_adds_the_turns_memory_once(runtime: Runtime, make_account: MakeAccount) -> None:
+    """Mem0 gives every add fresh ids: the chat turn's `remember` activity, retried after its worker died once
+    Mem0 had stored the memory, added it a second time (duplicates then take the top recall slots)."""
+    user = (await make_account()).user.id
+    turn, other_turn = str(uuid.uuid4()), str(uuid.uuid4())
+    text = "I keep my bicycle in the blue shed behind the bakery"
+    assert await runtime.memory.add(user, text, {"conversation_id": "c", "turn_id": turn}) == 1
+    assert await runtime.memory.add(user, text, {"conversation_id": "c", "turn_id": turn}) == 1  # the retry
+    assert [m.text for m in await runtime.memory.list(user)] == [text]
+    await runtime.memory.add(user, "My sister's name is Ingrid", {"conversation_id": "c", "turn_id": other_turn})
+    assert len(await runtime.memory.list(user)) == 2  # another turn's memory is added as before

@@ -1,5 +1,6 @@
 """Temporal and Postgres converge (hardening item 3): an unreachable Temporal is a fast 503, never "not running";
-a retry whose start fails leaves the job as it was; a run ended outside the API is reflected in the job."""
+a retry whose start fails leaves the job as it was; a run ended outside the API is reflected in the job, and in
+the chat turn (whose stream would otherwise wait for an end that never comes)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,16 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
+from sqlmodel import col
 from temporalio.client import Client
 
 from api.app import create_app
-from models import JobEvent, MediaItem, MediaJob, MediaStatus, SourceType
+from models import ChatTurn, Conversation, JobEvent, MediaItem, MediaJob, MediaStatus, SourceType, TurnEvent
 from models.base import utcnow
+from nexus.chat.contracts import ChatTurnInput
+from nexus.chat.service import open_turn, reconcile_stale_turns, reconcile_turn
+from nexus.chat.service import start_run as start_turn_run
 from nexus.core.db import session_scope
 from nexus.core.orchestration import TaskQueues, media_workflow_id
 from nexus.media.contracts import MediaPipelineInput
@@ -175,3 +180,63 @@ async def test_the_reconcile_schedule_exists_once_and_its_run_sweeps(
     swept = await temporal_client.get_workflow_handle(run.workflow_id, run_id=run.first_execution_run_id).result()  # type: ignore[attr-defined]
     assert isinstance(swept, int)
     await schedule.delete()
+
+
+async def turn_row(runtime: Runtime, owner: Account) -> ChatTurn:
+    async with session_scope(runtime.engine) as session:
+        conversation = Conversation(owner_id=owner.user.id, title="reconcile")
+        session.add(conversation)
+        await session.flush()
+        turn, _ = await open_turn(session, owner.user, conversation, "what did the captain say?")
+    return turn
+
+
+async def turn_state(runtime: Runtime, turn: ChatTurn) -> tuple[str, str | None, list[TurnEvent]]:
+    async with session_scope(runtime.engine) as session:
+        found = await session.get(ChatTurn, turn.id)
+        assert found is not None
+        events = (await session.execute(select(TurnEvent).where(col(TurnEvent.turn_id) == turn.id))).scalars()
+        return found.status, found.error, list(events)
+
+
+async def test_a_chat_turn_whose_run_was_terminated_ends_with_an_error_event_once(
+    runtime: Runtime, make_account: MakeAccount, temporal_client: Client
+) -> None:
+    """A turn's run terminated in the Temporal UI never runs its own `finish`: without the sweep the turn stayed
+    `running` forever, its stream polling for an end and its stop button answering 409."""
+    owner = await make_account()
+    turn = await turn_row(runtime, owner)
+    nowhere = TaskQueues.from_prefix(f"nobody-{uuid.uuid4().hex[:6]}")
+    inp = ChatTurnInput(
+        turn_id=turn.id,
+        conversation_id=turn.conversation_id,
+        user_id=owner.user.id,
+        question="what did the captain say?",
+        providers=[],
+        queues=nowhere,
+    )
+    handle = await start_turn_run(temporal_client, inp, turn.workflow_id)
+    assert await reconcile_turn(temporal_client, runtime, turn) is None  # running: nothing to do
+    await handle.terminate(reason="operator")
+    assert await reconcile_turn(temporal_client, runtime, turn) == "failed"
+    status, error, events = await turn_state(runtime, turn)
+    assert status == "failed" and "terminated outside Nexus" in (error or "")
+    assert [(e.kind, e.data["message"]) for e in events] == [("error", error)]  # the stream's terminal event
+    assert await reconcile_turn(temporal_client, runtime, turn) is None  # ended once: no second event
+    assert len((await turn_state(runtime, turn))[2]) == 1
+
+
+async def test_the_sweep_fails_quiet_turns_with_no_run_and_leaves_fresh_ones(
+    runtime: Runtime, make_account: MakeAccount, temporal_client: Client
+) -> None:
+    """An API that died between storing a turn and starting its run left a turn no run will ever end."""
+    owner = await make_account()
+    stuck, fresh_turn = await turn_row(runtime, owner), await turn_row(runtime, owner)
+    async with session_scope(runtime.engine) as session:
+        await session.execute(
+            update(ChatTurn).where(col(ChatTurn.id) == stuck.id).values(created_at=utcnow() - timedelta(minutes=10))
+        )
+    assert await reconcile_stale_turns(temporal_client, runtime) >= 1
+    status, error, events = await turn_state(runtime, stuck)
+    assert status == "failed" and "no run exists" in (error or "") and [e.kind for e in events] == ["error"]
+    assert (await turn_state(runtime, fresh_turn))[0] == "running"  # its start may still be on its way

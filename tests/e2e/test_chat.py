@@ -153,6 +153,27 @@ async def test_provider_errors_fail_the_turn_with_a_reason_or_retry(
     assert "hello again?" in str(llm.chat_requests[-2]["body"]) and "hello again?" in str(llm.chat_requests[-1]["body"])
 
 
+async def test_a_retry_does_not_ask_again_a_provider_that_had_answered(
+    api: httpx.AsyncClient, archive: Archive, llm: FakeLLM, temporal_client: Client
+) -> None:
+    """A chain whose second model failed (a 503) asked the first one again on the retry: paid twice. Each
+    provider's finished answer is kept (a `part` event) and reused; the retry's stream still shows it."""
+    sent = len(llm.chat_requests)
+    llm.fail_with = [0, 503]  # the first provider answers, the second fails once
+    events = await chat_turn(
+        api, archive.headers, message="what did the keeper count?", providers=["openai", "openai"], mode="sequential"
+    )
+    kinds = [k for k, _ in events]
+    assert kinds[-1] == "final" and "reset" in kinds, kinds
+    assert await activity_attempts(temporal_client, events[0][1]["workflow_id"], "chat.generate") == [2]
+    assert len(llm.chat_requests) == sent + 3  # first, failed second, second again: not the first a second time
+    assert "A previous assistant drafted" in str(llm.chat_requests[-1]["body"])  # the kept draft fed the second
+    after_reset = events[kinds.index("reset") :]
+    assert "".join(d["text"] for k, d in after_reset if k == "token") == llm.answer * 2  # both answers, streamed
+    assert [d["index"] for k, d in events if k == "part"] == [0, 1]  # the first kept once, from attempt 1
+    assert [r["provider"] for r in events[-1][1]["results"]] == ["openai", "openai"]
+
+
 async def test_bad_chat_requests_get_clear_4xx(api: httpx.AsyncClient, archive: Archive) -> None:
     for body, code, fragment in [
         ({"message": "  "}, 400, "empty"),
