@@ -57,13 +57,23 @@ async def searches(  # type: ignore[no-untyped-def]
     return timings
 
 
-async def activity_time(handle) -> dict[str, list[float]]:  # type: ignore[no-untyped-def]
-    """Seconds each activity spent running (started -> completed) by type, in the run's last continuation."""
+async def activity_time(client, workflow_id: str) -> dict[str, list[float]]:  # type: ignore[no-untyped-def]
+    """Seconds each activity spent running (started -> completed) by type, over every run of the workflow: a
+    large backfill continues-as-new, and its last run holds only the last batches."""
+    runs = [r async for r in client.list_workflows(f'WorkflowId = "{workflow_id}"')]
+    spent: dict[str, list[float]] = {}
+    for run in sorted(runs, key=lambda r: r.start_time):
+        for name, took in (await run_activity_time(client.get_workflow_handle(workflow_id, run_id=run.run_id))).items():
+            spent.setdefault(name, []).extend(took)
+    return spent
+
+
+async def run_activity_time(handle) -> dict[str, list[float]]:  # type: ignore[no-untyped-def]
     from temporalio.api.enums.v1 import EventType
 
     spent: dict[str, list[float]] = {}
     scheduled, started = {}, {}
-    for e in (await handle.fetch_history()).events:
+    async for e in handle.fetch_history_events():
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             scheduled[e.event_id] = e.activity_task_scheduled_event_attributes.activity_type.name
         elif e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
@@ -148,7 +158,7 @@ async def main(chunks: int, target: str, batch: int, queries: int, rate: float, 
             stack_s = time.perf_counter() - started
             stop.set()
             during = await loop if loop else []
-            spent = await activity_time(handle)
+            spent = await activity_time(client, handle.id)
         finally:
             stack.terminate()
             stack.wait(60)

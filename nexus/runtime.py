@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from temporalio.client import Client
 
 from nexus.core import crypto
-from nexus.core.db import make_engine, resolve_database_url
+from nexus.core.db import make_engine, resolve_database_url, session_scope
 from nexus.core.orchestration import TaskQueues
 from nexus.core.settings import Settings
 from nexus.core.temporal import connect
@@ -71,9 +71,15 @@ class Runtime:
             self._embedders[spec] = Embedder(spec)
         return self._embedders[spec]
 
-    async def index_vectors(self, session: AsyncSession, texts: list[str]) -> registry.Vectors:
-        """`texts` embedded with every model the index is writing (active, and any being built)."""
-        models = await registry.targets(session)
+    async def index_vectors(self, texts: list[str], session: AsyncSession | None = None) -> registry.Vectors:
+        """`texts` embedded with every model the index is writing (active, and any being built). Without the
+        caller's `session` the models are read in a short one of their own, so no pooled connection sits idle in
+        a transaction for the seconds of CPU an hour of passages takes to embed."""
+        if session is None:
+            async with session_scope(self.engine) as own:
+                models = await registry.targets(own)
+        else:
+            models = await registry.targets(session)
         return await registry.embed_for_index(models, lambda m: self.embedder_for(m.spec), texts)
 
     @cached_property
@@ -108,8 +114,6 @@ class Runtime:
         """Load the active embedding model (and Mem0, for `memory`) at start, off any request's path: a cold
         process's first search or chat turn otherwise waits seconds for them. A failure only means the first
         request loads them."""
-        from nexus.core.db import session_scope
-
         try:
             async with session_scope(self.engine) as session:
                 active = await registry.active_model(session)

@@ -62,7 +62,7 @@ async def correct_segment(
     target.text = text
     target.words = []
     passages = passages_of([(s.start_s, s.end_s, s.text, s.translation) for s in segments])
-    vectors = await rt.index_vectors(session, [p.text for p in passages])
+    vectors = await rt.index_vectors([p.text for p in passages], session)
     await session.execute(delete(MediaChunk).where(col(MediaChunk.media_id) == media.id))
     try:
         await add_chunks(session, media, passages, vectors)

@@ -22,7 +22,6 @@ from typing import Any
 from temporalio.client import Client
 
 from models import JobKind, MediaItem, MediaJob, SourceType
-from nexus.core.db import session_scope
 from nexus.core.errors import BadInput
 from nexus.core.stopping import StopToken, run_stoppable
 from nexus.llm import registry
@@ -289,8 +288,7 @@ async def embed(rt: Runtime, media_id: uuid.UUID, job_id: uuid.UUID | None = Non
 
     async def write() -> None:
         # Vectors of every model the index is writing (the active one, and one being built during a re-embed).
-        async with session_scope(rt.engine) as session:
-            vectors = await rt.index_vectors(session, [p.text for p in passages])
+        vectors = await rt.index_vectors([p.text for p in passages])
         if redo:
             await repository.apply_draft(rt.engine, media, redo, transcript, enrichment, passages, vectors)
         else:

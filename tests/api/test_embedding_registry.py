@@ -69,8 +69,7 @@ async def _ingest(rt: Runtime, owner: uuid.UUID, texts: list[str]) -> MediaItem:
         media = MediaItem(owner_id=owner, source_type=SourceType.file, title="archive", status=MediaStatus.completed)
         session.add(media)
     passages = [Passage(start_s=i * 10, end_s=i * 10 + 9, text=t) for i, t in enumerate(texts)]
-    async with session_scope(rt.engine) as session:
-        vectors = await rt.index_vectors(session, [p.text for p in passages])
+    vectors = await rt.index_vectors([p.text for p in passages])
     await repository.store_chunks(rt.engine, media, passages, vectors)
     return media
 
