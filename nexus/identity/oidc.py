@@ -17,7 +17,7 @@ import httpx
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -150,7 +150,12 @@ class SignedIn:
 
 async def link_identity(session: AsyncSession, provider: str, claims: dict[str, Any]) -> SignedIn:
     """The user this identity belongs to: by provider subject first; else the user with the same *verified*
-    email (linked now); else a new user. An unverified email never links to an existing account."""
+    email (linked now); else a new user.
+
+    An unverified email signs in nobody, new accounts included: an account made from someone else's address
+    would be joined by its real owner's first verified sign-in, and the two would share it. Nor does a verified
+    email link a second subject of the same provider to an account: providers identify people by subject, and
+    reassign addresses (a Workspace address reused after its holder left)."""
     subject = str(claims["sub"])
     email = claims.get("email")
     verified = claims.get("email_verified") in (True, "true")
@@ -167,11 +172,21 @@ async def link_identity(session: AsyncSession, provider: str, claims: dict[str, 
         return SignedIn(found, created=False)
     if not email:
         raise OAuthFlowError("the provider did not share an email address (ask for the `email` scope)")
+    if not verified:
+        raise OAuthFlowError(
+            "the provider has not verified this email address: verify it with the provider, then sign in again"
+        )
     existing = await get_user_by_email(session, email)
-    if existing is not None and not verified:
-        raise OAuthFlowError("the provider has not verified this email, so it cannot sign in to the existing account")
     if existing is not None and not existing.is_active:
         raise OAuthFlowError("this account is disabled")
+    if existing is not None:
+        other = await session.execute(
+            select(func.count()).where(col(UserIdentity.user_id) == existing.id, col(UserIdentity.provider) == provider)
+        )
+        if other.scalar_one():
+            raise OAuthFlowError(
+                "this email's account signs in with another account at this provider: sign in with that one"
+            )
     user = existing or await create_user(session, email, name=claims.get("name"))
     session.add(UserIdentity(user_id=user.id, provider=provider, subject=subject, email=email))
     await session.flush()

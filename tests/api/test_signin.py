@@ -29,7 +29,11 @@ ALICE = f"alice-{uuid.uuid4().hex[:6]}@example.com"
 @pytest.fixture(scope="module")
 def oidc_mock() -> Iterator[str]:
     claims = {"email": ALICE, "email_verified": True, "name": "Alice"}
-    with run_server_in_thread(require_nonce=True, user_claims=[MockUser(sub="alice", claims=claims)]) as server:
+    users = [
+        MockUser(sub="alice", claims=claims),
+        MockUser(sub="alice-reassigned", claims=claims),  # the same address, now someone else's at the provider
+    ]
+    with run_server_in_thread(require_nonce=True, user_claims=users) as server:
         yield f"http://127.0.0.1:{server.server_port}"
 
 
@@ -108,6 +112,35 @@ async def test_an_unverified_email_never_links_to_an_existing_account(
         refused = await browser.get(await approve((await start(browser)).headers["location"], sub=email))
     assert refused.status_code == 400 and "not verified" in refused.json()["detail"]
     assert await sessions_of(runtime, email) == 0
+
+
+async def test_an_unverified_email_creates_no_account_for_its_owner_to_join_later(
+    live_api: LiveServer, runtime: Runtime, signin: str
+) -> None:
+    """An attacker claiming someone's address unverified made an account the real owner's verified sign-in then
+    joined: both in one account, the attacker reading what the owner uploads."""
+    victim = f"victim-{uuid.uuid4().hex[:6]}@example.com"
+    async with httpx.AsyncClient(base_url=live_api.url) as browser:
+        refused = await browser.get(await approve((await start(browser)).headers["location"], sub=victim))
+    assert refused.status_code == 400 and "not verified" in refused.json()["detail"]
+    async with session_scope(runtime.engine) as session:
+        assert (await session.execute(select(func.count()).where(col(User.email) == victim))).scalar_one() == 0
+
+
+async def test_a_second_subject_with_the_same_email_does_not_join_the_account(
+    live_api: LiveServer, runtime: Runtime, signin: str
+) -> None:
+    """Providers identify people by subject and reassign addresses: a new subject with a verified address that
+    already signs in under another subject is refused, not linked to that account."""
+    async with httpx.AsyncClient(base_url=live_api.url) as browser:
+        first = await browser.get(await approve((await start(browser)).headers["location"], sub="alice"))
+        assert first.status_code == 302
+    before = await sessions_of(runtime, ALICE)
+    async with httpx.AsyncClient(base_url=live_api.url) as browser:
+        callback = await approve((await start(browser)).headers["location"], sub="alice-reassigned")
+        refused = await browser.get(callback)
+    assert refused.status_code == 400 and "another account at this provider" in refused.json()["detail"]
+    assert await sessions_of(runtime, ALICE) == before
 
 
 async def test_every_tampering_is_refused_without_a_session(
