@@ -151,14 +151,14 @@ async def get_current_user(conn: HTTPConnection, runtime: RuntimeDep) -> User:
             "missing credentials: send `Authorization: Bearer <api key>` or sign in (POST /auth/session)",
         )
     # Failed keys are counted per address and per key (its visible prefix): guessing from many addresses at one
-    # key is limited too.
+    # key is limited too. Only failures are limited: a right key always works (its 256-bit secret cannot be
+    # guessed), so nobody who learns a key's prefix, or shares its holder's address, can lock the holder out.
     failures = [f"apikey-fail:ip:{client_info(conn).ip}", f"apikey-fail:key:{(token or '')[:11]}"]
     limit = runtime.settings.auth_rate_limit_per_minute
     # Its own short transaction: the key's last-use stamp is committed at once, never held by a long request.
     async with session_scope(runtime.engine) as session:
-        wait = None if ticket else await ratelimit.blocked(session, failures, limit)
-        if wait is None:
-            user = await (redeem_ws_ticket(session, ticket) if ticket else authenticate_api_key(session, token or ""))
+        user = await (redeem_ws_ticket(session, ticket) if ticket else authenticate_api_key(session, token or ""))
+        wait = None if ticket or user is not None else await ratelimit.blocked(session, failures, limit)
     if wait is not None:
         await _too_many(conn, runtime, "apikey", wait)
     if user is None:

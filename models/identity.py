@@ -57,6 +57,8 @@ class Session(TimestampedModel, table=True):
     user_agent: str | None = Field(default=None, max_length=400)
     ip: str | None = Field(default=None, max_length=64)
     data: dict[str, Any] = Field(default_factory=dict, sa_column=sa.Column(JSONB, nullable=False))
+    # The key a session was opened with (`POST /auth/session`): revoking the key ends the session too.
+    api_key_id: uuid.UUID | None = Field(default=None, foreign_key="api_keys.id", index=True, ondelete="CASCADE")
 
 
 class UserIdentity(TimestampedModel, table=True):

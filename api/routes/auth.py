@@ -27,6 +27,7 @@ from nexus.core.db import session_scope
 from nexus.core.errors import Unavailable
 from nexus.core.settings import Settings
 from nexus.identity import audit, oauth, oidc
+from nexus.identity.service import api_key_id
 from nexus.identity.sessions import create_session, csrf_token_for, end_session
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -93,7 +94,8 @@ async def api_key_session(request: Request, runtime: RuntimeDep, session: Sessio
     """Exchange the API key in the Authorization header for a browser session (the embedded default's sign-in,
     with no identity provider and no internet)."""
     token = bearer_token(request)
-    await limit_attempts(request, runtime, "session", account=token[:11] if token else None)
+    # Per address: a count per key (its visible prefix) would let anyone who saw the prefix lock its holder out.
+    await limit_attempts(request, runtime, "session")
     if token is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
@@ -102,7 +104,12 @@ async def api_key_session(request: Request, runtime: RuntimeDep, session: Sessio
         )
     user = await get_current_user(request, runtime)
     token = await create_session(
-        session, user, client_info(request), replaces=request.cookies.get(SESSION_COOKIE), method="api_key"
+        session,
+        user,
+        client_info(request),
+        replaces=request.cookies.get(SESSION_COOKIE),
+        method="api_key",
+        api_key_id=await api_key_id(session, token),
     )
     await session.commit()
     body = {"user": UserOut.model_validate(user, from_attributes=True).model_dump(mode="json")}

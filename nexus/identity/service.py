@@ -13,7 +13,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from models import ApiKey, Role, User, Workspace, WorkspaceMember, WsTicket
+from models import ApiKey, Role, Session, User, Workspace, WorkspaceMember, WsTicket
 from models.base import utcnow
 from nexus.identity.audit import NO_CLIENT, ClientInfo, record
 
@@ -150,7 +150,18 @@ async def revoke_api_key(session: AsyncSession, user: User, key_id: uuid.UUID, c
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         record(session, "apikey.revoke", user_id=user.id, target_type="api_key", target_id=key.prefix, client=client)
+    # A leaked key's holder may have opened a browser session with it: that ends with the key.
+    await session.execute(delete(Session).where(col(Session.api_key_id) == key.id))
     return True
+
+
+async def api_key_id(session: AsyncSession, token: str) -> uuid.UUID | None:
+    """The id of the live key `token` names by its visible prefix (call after `authenticate_api_key`)."""
+    prefix = token[: len(KEY_PREFIX) + _PREFIX_LEN]
+    found = await session.execute(
+        select(col(ApiKey.id)).where(col(ApiKey.prefix) == prefix, col(ApiKey.revoked_at).is_(None))
+    )
+    return found.scalar_one_or_none()
 
 
 async def personal_workspace(session: AsyncSession, user: User) -> Workspace:

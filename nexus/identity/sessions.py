@@ -36,7 +36,13 @@ def csrf_matches(session_token: str, presented: str | None) -> bool:
 
 
 async def create_session(
-    session: AsyncSession, user: User, client: ClientInfo, *, replaces: str | None = None, method: str
+    session: AsyncSession,
+    user: User,
+    client: ClientInfo,
+    *,
+    replaces: str | None = None,
+    method: str,
+    api_key_id: uuid.UUID | None = None,
 ) -> str:
     """A new session for `user`; the token is returned once (for the cookie). Signing in rotates: the browser's
     previous session, if any, ends here, so a session fixed before sign-in is worthless after it."""
@@ -52,6 +58,7 @@ async def create_session(
         last_seen_at=now,
         user_agent=(client.user_agent or "")[:400] or None,
         ip=client.ip,
+        api_key_id=api_key_id,
     )
     session.add(row)
     record(
