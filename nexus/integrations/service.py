@@ -231,37 +231,62 @@ async def start_refresh_workflow(client: Client, runtime: Runtime, integration: 
 # --- refreshing (the workflow's activity: the only writer of tokens after connect) ---------------------------
 
 
-async def _mark(runtime: Runtime, integration_id: uuid.UUID, **values: Any) -> None:
+CHANGED_MEANWHILE = "the integration was reconnected, disconnected or refreshed meanwhile: that stands"
+
+
+async def _mark(runtime: Runtime, integration_id: uuid.UUID, version: int, **values: Any) -> bool:
+    """Write a refresh's outcome only if nobody wrote the row since the refresh read it (at `version`) and it is
+    still live: a disconnect or reconnect meanwhile wins, and a stale attempt's `degraded` or `needs_reauth`
+    never lands on a revoked integration or on fresh tokens. False when it did not apply."""
     async with session_scope(runtime.engine) as session:
-        await session.execute(update(Integration).where(col(Integration.id) == integration_id).values(**values))
+        applied = await session.execute(
+            update(Integration)
+            .where(
+                col(Integration.id) == integration_id,
+                col(Integration.version) == version,
+                col(Integration.status).in_(LIVE),
+            )
+            .values(**values)
+            .returning(col(Integration.id))
+        )
+        return applied.scalar_one_or_none() is not None
 
 
 async def refresh(runtime: Runtime, integration_id: uuid.UUID) -> RefreshOutcome:
     """Refresh the access token once. Terminal outcomes come back as a status; a passing failure raises
     RefreshDeferred (the activity retries it with backoff, honouring Retry-After). A refresh already in flight
     (its lease is held) is waited for and its outcome reported, never doubled."""
-    if not await _claim(runtime, integration_id):
+    lease = await _claim(runtime, integration_id)
+    if lease is None:
         await _wait_for_lease(runtime, integration_id)
         return await _current(runtime, integration_id, detail="another refresh was in flight")
     try:
         return await _refresh_claimed(runtime, integration_id)
     finally:
-        await _mark(runtime, integration_id, refreshing_until=None)
+        # Only this attempt's lease: one that outlived it (a slow provider) may belong to another attempt now.
+        async with session_scope(runtime.engine) as session:
+            await session.execute(
+                update(Integration)
+                .where(col(Integration.id) == integration_id, col(Integration.refreshing_until) == lease)
+                .values(refreshing_until=None)
+            )
 
 
-async def _claim(runtime: Runtime, integration_id: uuid.UUID) -> bool:
+async def _claim(runtime: Runtime, integration_id: uuid.UUID) -> datetime | None:
+    """The lease this attempt now holds (its end), or None when another attempt holds one."""
     now = utcnow()
+    lease = now + REFRESH_LEASE
     async with session_scope(runtime.engine) as session:
         claimed = (
             await session.execute(
                 update(Integration)
                 .where(col(Integration.id) == integration_id)
                 .where(or_(col(Integration.refreshing_until).is_(None), col(Integration.refreshing_until) < now))
-                .values(refreshing_until=now + REFRESH_LEASE)
+                .values(refreshing_until=lease)
                 .returning(col(Integration.id))
             )
         ).scalar_one_or_none()
-    return claimed is not None
+    return lease if claimed is not None else None
 
 
 async def _wait_for_lease(runtime: Runtime, integration_id: uuid.UUID) -> None:
@@ -285,18 +310,22 @@ async def _refresh_claimed(runtime: Runtime, integration_id: uuid.UUID) -> Refre
             return RefreshOutcome(status=IntegrationStatus.revoked.value, detail="the integration no longer exists")
         if row.status not in LIVE:
             return RefreshOutcome(status=str(row.status), expires_at=row.access_token_expires_at)
-        version, owner = row.version, row.owner_id
+        version = row.version
         try:
             refresh_token = row.refresh_token.open(context(row.id, "refresh_token")) if row.refresh_token else None
         except DecryptionError as exc:
             return await _decryption_failed(runtime, row, exc)
     if refresh_token is None:
-        await _needs_reauth(runtime, integration_id, owner, "the provider gave no refresh token: reconnect")
+        if not await _needs_reauth(runtime, row, version, "the provider gave no refresh token: reconnect"):
+            return await _current(runtime, integration_id, detail=CHANGED_MEANWHILE)
         return RefreshOutcome(status=IntegrationStatus.needs_reauth.value)
     try:
         provider = await get_provider(runtime.settings, row.provider)
     except ProviderNotConfigured as exc:  # an operator removed the client registration: wait for them
-        await _mark(runtime, integration_id, status=IntegrationStatus.degraded, last_error=str(exc)[:500])
+        if not await _mark(
+            runtime, integration_id, version, status=IntegrationStatus.degraded, last_error=str(exc)[:500]
+        ):
+            return await _current(runtime, integration_id, detail=CHANGED_MEANWHILE)
         return RefreshOutcome(
             status=IntegrationStatus.degraded.value, retry_in_s=MISCONFIGURED_RETRY_S, detail=str(exc)
         )
@@ -349,18 +378,15 @@ async def _refresh_failed(
     runtime: Runtime, row: Integration, version: int, exc: oauth.TokenEndpointError
 ) -> RefreshOutcome:
     if exc.terminal:
-        # A race, not a revocation, if the refresh token changed while we asked (another writer rotated it).
-        async with session_scope(runtime.engine) as session:
-            now_version = (
-                await session.execute(select(col(Integration.version)).where(col(Integration.id) == row.id))
-            ).scalar_one_or_none()
-        if now_version is not None and now_version != version:
-            return await _current(runtime, row.id, detail="another refresh rotated the token meanwhile")
-        await _needs_reauth(runtime, row.id, row.owner_id, f"the provider refused the grant ({exc.error}): reconnect")
+        # A race, not a revocation, if the row changed while we asked (another writer rotated the token, or the
+        # user reconnected or disconnected): then theirs stands.
+        if not await _needs_reauth(runtime, row, version, f"the provider refused the grant ({exc.error}): reconnect"):
+            return await _current(runtime, row.id, detail=CHANGED_MEANWHILE)
         return RefreshOutcome(status=IntegrationStatus.needs_reauth.value, detail=exc.error)
     if exc.misconfigured:
         message = f"the provider rejected this server's client credentials ({exc.error}): an operator must fix them"
-        await _mark(runtime, row.id, status=IntegrationStatus.degraded, last_error=message)
+        if not await _mark(runtime, row.id, version, status=IntegrationStatus.degraded, last_error=message):
+            return await _current(runtime, row.id, detail=CHANGED_MEANWHILE)
         await audit.record_now(
             runtime.engine,
             "oauth.misconfigured",
@@ -376,9 +402,14 @@ async def _refresh_failed(
     days = sorted(set(row.failure_days) | {today})
     message = f"refresh failed for now: {exc}"
     if len(days) >= GIVE_UP_AFTER_DAYS:
-        await _needs_reauth(runtime, row.id, row.owner_id, f"refreshes failed on {len(days)} separate days: reconnect")
+        reason = f"refreshes failed on {len(days)} separate days: reconnect"
+        if not await _needs_reauth(runtime, row, version, reason):
+            return await _current(runtime, row.id, detail=CHANGED_MEANWHILE)
         return RefreshOutcome(status=IntegrationStatus.needs_reauth.value, detail=message)
-    await _mark(runtime, row.id, status=IntegrationStatus.degraded, last_error=message[:500], failure_days=days)
+    if not await _mark(
+        runtime, row.id, version, status=IntegrationStatus.degraded, last_error=message[:500], failure_days=days
+    ):
+        return await _current(runtime, row.id, detail=CHANGED_MEANWHILE)
     await audit.record_now(
         runtime.engine,
         "integration.refresh",
@@ -391,17 +422,20 @@ async def _refresh_failed(
     raise RefreshDeferred(message, exc.retry_after)
 
 
-async def _needs_reauth(runtime: Runtime, integration_id: uuid.UUID, owner: uuid.UUID, reason: str) -> None:
-    await _mark(runtime, integration_id, status=IntegrationStatus.needs_reauth, last_error=reason[:500])
+async def _needs_reauth(runtime: Runtime, row: Integration, version: int, reason: str) -> bool:
+    """The user must reconnect; False when the row changed since `version` (nothing written, nothing audited)."""
+    if not await _mark(runtime, row.id, version, status=IntegrationStatus.needs_reauth, last_error=reason[:500]):
+        return False
     await audit.record_now(
         runtime.engine,
         "integration.needs_reauth",
-        user_id=owner,
+        user_id=row.owner_id,
         target_type="integration",
-        target_id=str(integration_id),
+        target_id=str(row.id),
         outcome="failure",
         details={"reason": reason[:200]},
     )
+    return True
 
 
 async def _decryption_failed(runtime: Runtime, row: Integration, exc: DecryptionError) -> RefreshOutcome:
@@ -417,7 +451,13 @@ async def _decryption_failed(runtime: Runtime, row: Integration, exc: Decryption
         outcome="failure",
         details={"error": str(exc)[:200]},
     )
-    await _mark(runtime, row.id, status=IntegrationStatus.needs_reauth, last_error="stored credentials are unreadable")
+    await _mark(
+        runtime,
+        row.id,
+        row.version,
+        status=IntegrationStatus.needs_reauth,
+        last_error="stored credentials are unreadable",
+    )
     return RefreshOutcome(status=IntegrationStatus.needs_reauth.value)
 
 
