@@ -192,6 +192,11 @@ async def retry(
     # Under the item's transcript lock, and `pending` in the same transaction: a correction cannot slip in
     # between (the retried run's swap would erase it), nor a second retry or re-transcription.
     await lock_for_transaction(session, f"transcript:{media.id}")
+    # Read again under the lock: a second retry at once (a double click, a user's and an operator's) waited here
+    # while the first started the run; going on would fail to start it and mark the live run's job failed.
+    await session.refresh(job)
+    if MediaStatus(job.stage) not in (MediaStatus.failed, MediaStatus.cancelled):
+        raise Busy(f"the job is {job.stage} now: another retry has just started it")
     if within_limit:
         await check_capacity(session, runtime, job.owner_id)
     if job.kind == JobKind.retranscribe and await _newer_job(session, job):

@@ -5,6 +5,7 @@ the chat turn (whose stream would otherwise wait for an end that never comes).""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 import time
 import uuid
@@ -23,10 +24,10 @@ from models.base import utcnow
 from nexus.chat.contracts import ChatTurnInput
 from nexus.chat.service import open_turn, reconcile_stale_turns, reconcile_turn
 from nexus.chat.service import start_run as start_turn_run
-from nexus.core.db import session_scope
+from nexus.core.db import session_maker, session_scope
 from nexus.core.orchestration import TaskQueues, media_workflow_id
 from nexus.media.contracts import MediaPipelineInput
-from nexus.media.service import reconcile, reconcile_stale, start_run
+from nexus.media.service import Busy, reconcile, reconcile_stale, retry, start_run
 from nexus.runtime import Runtime
 from tests.conftest import Account, MakeAccount
 
@@ -119,6 +120,33 @@ async def test_a_retry_that_cannot_start_leaves_the_job_failed_with_the_reason(
     monkeypatch.undo()
     resp = await api.post(f"/api/jobs/{job.id}/retry", headers=owner.headers)  # Temporal is back: it starts
     assert resp.status_code == 202 and resp.json()["attempts"] == 2, resp.text
+
+
+async def test_two_retries_at_once_start_one_run_and_leave_its_job_alone(
+    runtime: Runtime, make_account: MakeAccount, temporal_client: Client
+) -> None:
+    """A double click (or a user's retry and an operator's bulk retry at once): the second waited on the item's
+    lock, then failed to start an already running run and marked the live run's job `failed`."""
+    owner = await make_account()
+    job = await job_row(runtime, owner, MediaStatus.failed)
+    # Queues nobody serves: the started run stays running, as a long one would.
+    nowhere = dataclasses.replace(runtime, queues=TaskQueues.from_prefix(f"nobody-{uuid.uuid4().hex[:6]}"))
+
+    async def retry_once() -> str:
+        async with session_maker(runtime.engine)() as session:
+            found = await session.get(MediaJob, job.id)
+            assert found is not None
+            try:
+                await retry(temporal_client, nowhere, session, found)
+            except Busy as exc:
+                return str(exc)
+            return "started"
+
+    outcomes = await asyncio.gather(retry_once(), retry_once())
+    assert outcomes.count("started") == 1, outcomes
+    assert any("another retry has just started it" in outcome for outcome in outcomes), outcomes
+    assert (await fresh(runtime, job)).stage == MediaStatus.pending  # the live run's job, not `failed`
+    await temporal_client.get_workflow_handle(job.workflow_id).terminate(reason="test over")
 
 
 async def test_a_run_terminated_in_the_temporal_ui_is_reflected_in_the_job(
