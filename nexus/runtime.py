@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -71,16 +72,22 @@ class Runtime:
             self._embedders[spec] = Embedder(spec)
         return self._embedders[spec]
 
-    async def index_vectors(self, texts: list[str], session: AsyncSession | None = None) -> registry.Vectors:
+    async def index_vectors(
+        self, texts: list[str], session: AsyncSession | None = None, *, reusing: uuid.UUID | None = None
+    ) -> registry.Vectors:
         """`texts` embedded with every model the index is writing (active, and any being built). Without the
         caller's `session` the models are read in a short one of their own, so no pooled connection sits idle in
-        a transaction for the seconds of CPU an hour of passages takes to embed."""
+        a transaction for the seconds of CPU an hour of passages takes to embed. `reusing`: an item whose current
+        passages' vectors serve the same texts again (a correction re-chunks the item; most passages are
+        unchanged)."""
         if session is None:
             async with session_scope(self.engine) as own:
                 models = await registry.targets(own)
+                known = await registry.item_vectors(own, models, reusing) if reusing else None
         else:
             models = await registry.targets(session)
-        return await registry.embed_for_index(models, lambda m: self.embedder_for(m.spec), texts)
+            known = await registry.item_vectors(session, models, reusing) if reusing else None
+        return await registry.embed_for_index(models, lambda m: self.embedder_for(m.spec), texts, known)
 
     @cached_property
     def memory(self) -> MemoryStore:

@@ -557,13 +557,16 @@ async def name_speakers(
     session: SessionDep,
 ) -> SpeakerNames:
     """Name the speakers (`{"S1": "Ada"}`; an empty name removes one). Names show in the item, search results
-    and chat citations."""
+    and chat citations. 409 while the item is being processed or re-transcribed (its labels may change)."""
     if len(body) > 50:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "at most 50 speakers")
     try:
         names = corrections.check_speaker_names(body)
     except BadInput as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
-    merged = corrections.name_speakers(media, names)
+    try:
+        merged = await corrections.name_speakers(session, media, names)
+    except corrections.NotReady as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     session.add(media)
     return SpeakerNames(names=merged)

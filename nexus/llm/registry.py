@@ -164,18 +164,43 @@ async def get(engine: AsyncEngine, model_id: int) -> EmbeddingModel | None:
 
 # --- writing vectors ---
 
-Vectors = dict[int, Any]  # model id -> (n, dims) array, one row per passage
+Vectors = dict[int, Any]  # model id -> one vector per passage, in order (an array or a list of them)
 
 
 async def embed_for_index(
-    models: Sequence[EmbeddingModel], embedder_for: Callable[[EmbeddingModel], Any], texts: list[str]
+    models: Sequence[EmbeddingModel],
+    embedder_for: Callable[[EmbeddingModel], Any],
+    texts: list[str],
+    known: dict[int, dict[str, Any]] | None = None,
 ) -> Vectors:
-    """Each model's vectors of `texts` (blocking work in threads; a model this host cannot load raises)."""
+    """Each model's vectors of `texts` (blocking work in threads; a model this host cannot load raises). Texts in
+    `known` (model id -> text -> vector: `item_vectors`) are not embedded again."""
     out: Vectors = {}
     for model in models:
         check_loadable(model)
-        out[model.id or 0] = await asyncio.to_thread(embedder_for(model).embed, texts)
+        have = dict((known or {}).get(model.id or 0, {}))
+        missing = [t for t in dict.fromkeys(texts) if t not in have]
+        if missing:
+            have.update(zip(missing, await asyncio.to_thread(embedder_for(model).embed, missing), strict=True))
+        out[model.id or 0] = [have[t] for t in texts]
     return out
+
+
+async def item_vectors(
+    session: AsyncSession, models: Sequence[EmbeddingModel], media_id: Any
+) -> dict[int, dict[str, Any]]:
+    """The vectors an item's current passages have, by model and passage text: a correction changes one or two
+    passages of an item, and embedding all of an hour-long item's again took seconds of CPU in the request."""
+    known: dict[int, dict[str, Any]] = {}
+    for model in models:
+        table = vector_table(model.id or 0, model.dims)
+        rows = await session.execute(
+            select(col(MediaChunk.text), table.c.embedding)
+            .join(table, table.c.chunk_id == MediaChunk.id)
+            .where(col(MediaChunk.media_id) == media_id)
+        )
+        known[model.id or 0] = {text: vector for text, vector in rows}
+    return known
 
 
 async def add_vectors(session: AsyncSession, chunks: Sequence[MediaChunk], vectors: Vectors) -> None:

@@ -22,7 +22,7 @@ from nexus.media.repository import add_chunks
 from nexus.media.service import unfinished_job
 from nexus.runtime import Runtime
 
-SPEAKER_LABEL = re.compile(r"^S\d{1,2}$")
+SPEAKER_LABEL = re.compile(r"S\d{1,2}")  # whole label (fullmatch): `$` would let "S1\n" through
 MAX_SEGMENT_CHARS = 5000
 
 
@@ -62,7 +62,7 @@ async def correct_segment(
     target.text = text
     target.words = []
     passages = passages_of([(s.start_s, s.end_s, s.text, s.translation) for s in segments])
-    vectors = await rt.index_vectors([p.text for p in passages], session)
+    vectors = await rt.index_vectors([p.text for p in passages], session, reusing=media.id)
     await session.execute(delete(MediaChunk).where(col(MediaChunk.media_id) == media.id))
     try:
         await add_chunks(session, media, passages, vectors)
@@ -75,7 +75,7 @@ def check_speaker_names(names: dict[str, str | None]) -> dict[str, str | None]:
     """{"S1": "Ada"}; an empty name (or null) removes it."""
     cleaned: dict[str, str | None] = {}
     for label, name in names.items():
-        if not SPEAKER_LABEL.match(label):
+        if not SPEAKER_LABEL.fullmatch(label):
             raise BadInput(f"{label!r} is not a speaker label (S1, S2, ...)")
         name = " ".join((name or "").split())
         if len(name) > 100:
@@ -84,7 +84,14 @@ def check_speaker_names(names: dict[str, str | None]) -> dict[str, str | None]:
     return cleaned
 
 
-def name_speakers(media: MediaItem, names: dict[str, str | None]) -> dict[str, str]:
+async def name_speakers(session: AsyncSession, media: MediaItem, names: dict[str, str | None]) -> dict[str, str]:
+    """Merge `names` into the item's, in the caller's transaction. Under the item's transcript lock and read
+    again there: two renames at once (S1, then S2) each kept only their own name. Refused while a
+    re-transcription runs: its swap brings new labels, which may be other people."""
+    await lock_for_transaction(session, f"transcript:{media.id}")
+    if await unfinished_job(session, media.id):
+        raise NotReady("the item is being processed: name its speakers once that run has ended")
+    await session.refresh(media)
     merged = {**(media.speaker_names or {}), **{k: v for k, v in names.items() if v}}
     for label, name in names.items():
         if not name:

@@ -3,6 +3,7 @@ a correction waits while any run of the item is unfinished (its swap would erase
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import httpx
@@ -52,3 +53,27 @@ async def test_a_correction_waits_while_any_run_of_the_item_is_unfinished(
     media, _old = await _item_with_runs(runtime, me.user.id, MediaStatus.transcribing)
     resp = await api.patch(f"/api/media/{media.id}/segments/0", json={"text": "edited"}, headers=me.headers)
     assert resp.status_code == 409 and "re-transcribed" in resp.json()["detail"], resp.text
+
+
+async def test_speaker_names_wait_for_a_run_and_two_renames_at_once_both_stay(
+    api: httpx.AsyncClient, runtime: Runtime, make_account: MakeAccount
+) -> None:
+    """Names given during a re-transcription were wiped by its swap (or landed on new labels: other people), and
+    two renames at once each read `{}` and kept only their own name, both answering 200."""
+    me = await make_account()
+    running, _old = await _item_with_runs(runtime, me.user.id, MediaStatus.transcribing)
+    resp = await api.patch(f"/api/media/{running.id}/speakers", json={"S1": "Ada"}, headers=me.headers)
+    assert resp.status_code == 409 and "processed" in resp.json()["detail"], resp.text
+    bad_label = await api.patch(f"/api/media/{running.id}/speakers", json={"S1\n": "Ada"}, headers=me.headers)
+    assert bad_label.status_code == 400  # a label is all of S1..S99: `$` let a trailing newline through
+
+    media, _done = await _item_with_runs(runtime, me.user.id, MediaStatus.completed)
+    answers = await asyncio.gather(
+        *(
+            api.patch(f"/api/media/{media.id}/speakers", json={label: name}, headers=me.headers)
+            for label, name in [("S1", "Ada"), ("S2", "Grace"), ("S3", "Edsger")]
+        )
+    )
+    assert [r.status_code for r in answers] == [200, 200, 200]
+    detail = (await api.get(f"/api/media/{media.id}", headers=me.headers)).json()
+    assert detail["speaker_names"] == {"S1": "Ada", "S2": "Grace", "S3": "Edsger"}
