@@ -108,7 +108,10 @@ async def locate(session: AsyncSession, hits: list[Hit], query: str) -> None:
         text(
             "SELECT h.i, s.words, s.speaker, m.speaker_names FROM unnest(CAST(:ids AS uuid[]), "
             "CAST(:starts AS float8[]), CAST(:ends AS float8[])) WITH ORDINALITY AS h(m, a, b, i) "
-            "JOIN transcript_segments s ON s.media_id = h.m AND s.end_s >= h.a AND s.start_s <= h.b "
+            # Segments overlapping the passage; touching it is not enough (segments abut: the one that ends where
+            # the passage starts is the previous passage's, and its speaker is not this hit's).
+            "JOIN transcript_segments s ON s.media_id = h.m "
+            "AND (s.start_s = h.a OR (s.end_s > h.a AND s.start_s < h.b)) "
             "JOIN media_items m ON m.id = h.m ORDER BY h.i, s.idx"
         ),
         {
@@ -218,7 +221,9 @@ async def _semantic(
         ),
         {**params, "qvec": str(vector), "k": k},
     )
-    return [_hit(r) for r in rows]
+    # `relaxed_order` may return the k slightly out of distance order (pgvector's docs): re-sort, so the ranks
+    # fed to the fusion are the real ones.
+    return sorted((_hit(r) for r in rows), key=lambda h: h.score, reverse=True)
 
 
 async def _keyword(session: AsyncSession, query: str, where: str, params: dict, k: int) -> list[Hit]:

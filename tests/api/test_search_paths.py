@@ -4,12 +4,13 @@ HNSW index for large ones. Both return the same nearest passages, and both only 
 from __future__ import annotations
 
 import random
+import uuid
 
 import pytest
 from sqlalchemy import delete
 from sqlmodel import col
 
-from models import MediaItem, SourceType
+from models import MediaItem, SourceType, TranscriptSegment
 from models.media import EMBEDDING_DIMS
 from nexus.core.db import session_scope
 from nexus.llm import registry
@@ -54,6 +55,8 @@ async def test_exact_and_index_paths_agree_and_stay_scoped(
             hits = await search(
                 session, runtime.embedder_for, me.user.id, "q", limit=10, mode=SearchMode.semantic, vector=query
             )
+        scores = [h.score for h in hits]
+        assert scores == sorted(scores, reverse=True)  # nearest first (the index's relaxed order is re-sorted)
         return [h.text for h in hits]
 
     try:
@@ -65,3 +68,30 @@ async def test_exact_and_index_paths_agree_and_stay_scoped(
     assert all(me.user.email in t for t in exact + indexed)  # never another user's passage
     assert len(exact) == 10 and set(indexed) <= set(mine)
     assert len(set(exact) & set(indexed)) >= 8  # the index is approximate; on 60 rows it is near exact
+
+
+async def test_a_hit_names_the_speaker_of_its_own_passage_not_the_one_before(
+    runtime: Runtime, make_account: MakeAccount
+) -> None:
+    """Segments abut (one ends at the second the next starts): a hit with no matching word (semantic only, a
+    corrected line) took the speaker of the previous passage's last segment."""
+    owner = (await make_account()).user.id
+    async with session_scope(runtime.engine) as session:
+        media = MediaItem(owner_id=owner, source_type=SourceType.file, speaker_names={"S2": "Grace"})
+        session.add(media)
+        await session.flush()
+        for idx, (start, end, speaker, words) in enumerate(
+            [(0.0, 5.0, "S1", "the harbour at dawn"), (5.0, 9.0, "S2", "a trip to Zanzibar"), (9.0, 12.0, "S2", "")]
+        ):
+            session.add(
+                TranscriptSegment(
+                    media_id=media.id, owner_id=owner, idx=idx, start_s=start, end_s=end, speaker=speaker, text=words
+                )
+            )
+    hits = [
+        service.Hit(chunk_id=uuid.uuid4(), media_id=media.id, title=None, start_s=5.0, end_s=12.0, text="Zanzibar"),
+        service.Hit(chunk_id=uuid.uuid4(), media_id=media.id, title=None, start_s=0.0, end_s=5.0, text="harbour"),
+    ]
+    async with session_scope(runtime.engine) as session:
+        await service.locate(session, hits, "an island holiday")  # no word matches: the passage's first segment
+    assert [(h.speaker, h.at_s) for h in hits] == [("Grace", 5.0), ("S1", 0.0)]
