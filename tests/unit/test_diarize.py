@@ -199,7 +199,7 @@ def conversation(
     """Two espeak-ng voices (a male and a female variant) taking turns on one channel, transcribed."""
     if shutil.which("espeak-ng") is None or shutil.which("ffmpeg") is None:
         pytest.skip("needs espeak-ng and ffmpeg")
-    from nexus.media.transcribe import read_channels, transcribe
+    from nexus.media.transcribe import read_channel, transcribe
 
     root = tmp_path_factory.mktemp("diarize")
     parts, turns, at = [], [], 0.0
@@ -217,7 +217,7 @@ def conversation(
     ffmpeg(*inputs, "-filter_complex", graph, "-map", "[out]", "-ac", "1", "-ar", "16000", str(clip))
     settings = Settings(data_dir=root / "var")
     transcript = transcribe(settings, clip)
-    return settings, read_channels(clip)[0], transcript.segments, turns
+    return settings, read_channel(clip, 0), transcript.segments, turns
 
 
 def attributed(segments: list[Segment], turns: list[tuple[float, float, str]]) -> tuple[float, set[str]]:
