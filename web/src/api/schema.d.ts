@@ -668,7 +668,7 @@ export interface paths {
         /**
          * Name Speakers
          * @description Name the speakers (`{"S1": "Ada"}`; an empty name removes one). Names show in the item, search results
-         *     and chat citations.
+         *     and chat citations. 409 while the item is being processed or re-transcribed (its labels may change).
          */
         patch: operations["name_speakers_api_media__media_id__speakers_patch"];
         trace?: never;
