@@ -40,7 +40,9 @@ router = APIRouter(prefix="/api", tags=["chat"])
 class ChatRequest(BaseModel):
     conversation_id: uuid.UUID | None = None
     message: str = Field(max_length=8000)
-    persona_id: uuid.UUID | None = None
+    persona_id: uuid.UUID | None = Field(
+        default=None, description="the conversation's persona from now on; null: the default voice; omitted: unchanged"
+    )
     media_ids: list[uuid.UUID] | None = Field(default=None, description="restrict retrieval to these media items")
     providers: list[str] | None = Field(default=None, max_length=4, description="gemini, openai, extractive")
     mode: ChainMode = ChainMode.sequential
@@ -121,6 +123,8 @@ async def start_chat_turn(
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no such conversation")
         if persona:
             conversation.persona_id = persona.id
+        elif "persona_id" in body.model_fields_set:  # an explicit null: back to the default voice
+            conversation.persona_id = None
     else:
         workspace = await personal_workspace(session, user)
         conversation = Conversation(

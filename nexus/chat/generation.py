@@ -62,9 +62,11 @@ def cited_numbers(answer: str) -> set[int]:
 def citations_for(answer: str, passages: list[Passage]) -> list[dict[str, Any]]:
     """Passages the answer cites as [n]; when it cites none explicitly, every passage it was given."""
     numbers = cited_numbers(answer)
-    cited = [p for i, p in enumerate(passages, start=1) if i in numbers] or passages
+    given = list(enumerate(passages, start=1))
+    cited = [(n, p) for n, p in given if n in numbers] or given
     return [
         {
+            "n": n,  # the answer's [n]: a client labels the source with it, not with its place in this list
             "media_id": p.media_id,
             "title": p.title,
             "start": p.start,
@@ -73,7 +75,7 @@ def citations_for(answer: str, passages: list[Passage]) -> list[dict[str, Any]]:
             "speaker": p.speaker,
             "snippet": p.text[:300],
         }
-        for p in cited
+        for n, p in cited
     ]
 
 
@@ -120,8 +122,13 @@ async def remember(rt: Runtime, inp: RememberInput) -> int:
 
 async def finish(rt: Runtime, inp: FinishTurn) -> None:
     async with session_scope(rt.engine) as session:
-        if await session.get(ChatTurn, inp.turn_id) is None:
+        turn = (
+            await session.execute(select(ChatTurn).where(col(ChatTurn.id) == inp.turn_id).with_for_update())
+        ).scalar_one_or_none()
+        if turn is None:
             return  # the conversation was deleted meanwhile: nothing left to mark
+        if inp.status in ("failed", "cancelled") and turn.status != "running":
+            return  # its answer was stored in the instant before the stop: the turn ended answered, as streamed
         await session.execute(
             update(ChatTurn).where(col(ChatTurn.id) == inp.turn_id).values(status=inp.status, error=inp.error)
         )
@@ -219,6 +226,13 @@ async def generate(rt: Runtime, inp: GenerateInput, attempt: int) -> GenerateRes
     @outlasting_outages  # the answer is paid for: wait out a database restart rather than lose it
     async def store() -> None:
         async with session_scope(rt.engine) as session:
+            # A stop cancels the run at once, but this attempt hears of it only at its next heartbeat: an answer
+            # that ended in between must not be stored for a turn already ended as stopped (or failed).
+            status = (
+                await session.execute(select(col(ChatTurn.status)).where(col(ChatTurn.id) == turn.id).with_for_update())
+            ).scalar_one_or_none()
+            if status != "running":
+                raise BadInput(f"the turn ended ({status or 'deleted'}) before its answer was stored")
             session.add(message)
             await session.flush()
             await session.execute(

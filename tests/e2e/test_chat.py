@@ -198,8 +198,18 @@ async def test_personas_reach_the_prompt(api: httpx.AsyncClient, archive: Archiv
         headers=archive.headers,
     )
     assert updated.json()["instruction"].endswith("matey.")
-    await chat_turn(api, archive.headers, message="Ahoy?", providers=["openai"], persona_id=persona["id"])
+    events = await chat_turn(api, archive.headers, message="Ahoy?", providers=["openai"], persona_id=persona["id"])
     assert "Speak like a pirate, matey." in str(llm.chat_requests[-1]["body"])
+    conversation = events[0][1]["conversation_id"]
+    # A follow-up that does not mention the persona keeps it; an explicit null goes back to the default voice
+    # (it changed nothing before: a persona, once chosen, could not be taken off a conversation).
+    await chat_turn(api, archive.headers, message="And then?", providers=["openai"], conversation_id=conversation)
+    assert "Speak like a pirate, matey." in str(llm.chat_requests[-1]["body"])
+    plainly = {"message": "Plainly now.", "providers": ["openai"], "conversation_id": conversation, "persona_id": None}
+    await chat_turn(api, archive.headers, **plainly)
+    assert "Speak like a pirate" not in str(llm.chat_requests[-1]["body"])
+    listed = {c["id"]: c for c in (await api.get("/api/conversations", headers=archive.headers)).json()}
+    assert listed[conversation]["persona_id"] is None
     assert (await api.delete(f"/api/personas/{persona['id']}", headers=archive.headers)).status_code == 204
     assert (await api.get(f"/api/personas/{persona['id']}", headers=archive.headers)).status_code == 404
 

@@ -328,7 +328,9 @@ async def test_stop_ends_a_streaming_answer_and_keeps_nothing_of_it(
     browser: Browser, live_api: LiveServer, api: httpx.AsyncClient, runtime: Runtime, make_account: MakeAccount
 ) -> None:
     """The persona picked applies to the turn; Stop cancels the turn's workflow mid-answer: the page marks the
-    answer stopped, and no assistant message is stored."""
+    answer stopped, and no assistant message is stored. A follow-up continues the same conversation with its
+    persona (it started a new conversation each time); leaving for a new conversation mid-answer leaves that
+    answer's stream behind (its tokens were written into the next list, and the page crashed)."""
     account = await make_account()
     persona = await api.post(
         "/api/personas", json={"name": "Pirate", "instruction": "Answer like a pirate."}, headers=account.headers
@@ -351,13 +353,41 @@ async def test_stop_ends_a_streaming_answer_and_keeps_nothing_of_it(
             await expect(page.get_by_role("button", name="Send")).to_be_visible()
             shown = await content.text_content() or ""
             assert "word79" not in shown
+
+            fake.answer, fake.chunk_delay_s = "A short one this time.", 0.0
+            await page.get_by_label("Message").fill("Something short now")
+            await page.get_by_role("button", name="Send").click()
+            await expect(page.get_by_test_id("message-assistant").nth(1)).to_contain_text("A short one this time.")
+            await expect(page.get_by_label("Persona")).to_have_value(persona.json()["id"])  # the conversation's
+            [conversation] = (await api.get("/api/conversations", headers=account.headers)).json()
+            messages = (
+                await api.get(f"/api/conversations/{conversation['id']}/messages", headers=account.headers)
+            ).json()
+            assert [m["role"] for m in messages] == ["user", "user", "assistant"]  # one conversation
+
+            fake.answer, fake.chunk_delay_s = " ".join(f"word{i}" for i in range(80)), 0.3
+            await page.get_by_label("Message").fill("Another long story")
+            await page.get_by_role("button", name="Send").click()
+            await expect(page.get_by_test_id("message-assistant").nth(2)).to_contain_text("word1 ", timeout=30_000)
+            await page.get_by_role("button", name="New conversation").click()
+            await expect(page).to_have_url(re.compile(r"/chat$"))
+            await expect(page.get_by_text("Ask about anything you have added")).to_be_visible()
+            await page.wait_for_timeout(1500)  # tokens of the answer left behind keep arriving at the server
+            await expect(page.get_by_test_id("message-assistant")).to_have_count(0)
+            await expect(page.get_by_role("button", name="Send")).to_be_visible()
+            assert not page_errors, page_errors
             await page.context.close()
+            fake.chunk_delay_s = 0.0  # the answer left behind goes on without the page: let it finish
+            async with asyncio.timeout(60):
+                while True:
+                    url = f"/api/conversations/{conversation['id']}/messages"
+                    roles = [m["role"] for m in (await api.get(url, headers=account.headers)).json()]
+                    if roles == ["user", "user", "assistant", "user", "assistant"]:  # all in the one conversation
+                        break
+                    await asyncio.sleep(0.5)
     finally:
         fake.close()
-    [conversation] = (await api.get("/api/conversations", headers=account.headers)).json()
     assert conversation["persona_id"] == persona.json()["id"]
-    messages = (await api.get(f"/api/conversations/{conversation['id']}/messages", headers=account.headers)).json()
-    assert [m["role"] for m in messages] == ["user"]
 
 
 async def test_sign_in_with_google_through_the_providers_consent_page(

@@ -46,6 +46,13 @@ def test_explicit_citations_pick_those_passages_in_passage_order() -> None:
     assert cited("As said in [3], and before that [1].", passages(4)) == ["m1", "m3"]
 
 
+def test_each_citation_carries_the_number_the_answer_gave_it() -> None:
+    """A client labelled the sources [1], [2] by their place in the list: an answer citing [2] and [4] sent the
+    user to passage 4 for its "[2]"."""
+    assert [c["n"] for c in citations_for("See [2] and [4].", passages(4))] == [2, 4]
+    assert [c["n"] for c in citations_for("No references.", passages(3))] == [1, 2, 3]
+
+
 def test_no_citation_means_every_passage() -> None:
     assert cited("An answer without references.", passages(3)) == ["m1", "m2", "m3"]
 
@@ -62,6 +69,7 @@ def test_citation_fields_and_snippet_truncation() -> None:
     long = Passage(media_id="m", title=None, start=1.5, end=9.0, text="x" * 1000)
     (c,) = citations_for("[1]", [long])
     assert c == {
+        "n": 1,
         "media_id": "m",
         "title": None,
         "start": 1.5,

@@ -1311,7 +1311,10 @@ export interface components {
             message: string;
             /** @default sequential */
             mode?: components["schemas"]["ChainMode"];
-            /** Persona Id */
+            /**
+             * Persona Id
+             * @description the conversation's persona from now on; null: the default voice; omitted: unchanged
+             */
             persona_id?: string | null;
             /**
              * Providers

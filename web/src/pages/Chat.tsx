@@ -7,6 +7,7 @@ import { navigate } from "../lib/router";
 import { readEvents } from "../lib/sse";
 
 interface Citation {
+  n?: number; // the answer's [n] (older answers lack it: their chips count from 1)
   media_id: string;
   title: string | null;
   at: number;
@@ -33,10 +34,16 @@ export function ChatPage({ conversationId, config }: { conversationId: string | 
   const notify = useNotify();
   const end = useRef<HTMLDivElement>(null);
   const keep = useRef<string | null>(null); // the conversation this page just created: its stream is ours
+  const stream = useRef<AbortController | null>(null); // the answer streaming now, if any
 
   useEffect(() => {
+    if (keep.current === conversationId && conversationId) {
+      keep.current = null; // navigated here by our own first answer: already shown, its stream goes on
+      return;
+    }
+    // Another conversation (or a new one): an answer still streaming belongs to the one left behind.
+    stream.current?.abort();
     if (!conversationId) return setMessages([]);
-    if (keep.current === conversationId) return; // navigated here by our own first answer: already shown
     setLoading(true);
     must(api.GET("/api/conversations/{conversation_id}/messages", { params: { path: { conversation_id: conversationId } } }))
       .then((list) => setMessages(list.map((m) => ({ role: m.role, content: m.content, citations: m.citations as unknown as Citation[] }))))
@@ -44,12 +51,21 @@ export function ChatPage({ conversationId, config }: { conversationId: string | 
       .finally(() => setLoading(false));
   }, [conversationId]); // eslint-disable-line react-hooks/exhaustive-deps
 
+  useEffect(() => () => stream.current?.abort(), []); // leaving the page ends the stream (its turn goes on)
+
+  useEffect(() => {
+    // The conversation's persona, so a follow-up keeps it (the API changes it only when told to).
+    const current = conversations.data?.find((c) => c.id === conversationId);
+    if (current) setPersona(current.persona_id ?? ""); // a new one (not listed yet) keeps the choice made for it
+  }, [conversationId, conversations.data]);
+
   useEffect(() => {
     // Braces matter: Chromium's scrollIntoView now returns a promise, which an effect must not return.
     end.current?.scrollIntoView?.({ block: "end" });
   }, [messages]);
 
-  const update = (f: (last: Shown) => Shown) => setMessages((list) => [...list.slice(0, -1), f(list[list.length - 1])]);
+  const update = (f: (last: Shown) => Shown) =>
+    setMessages((list) => (list.length ? [...list.slice(0, -1), f(list[list.length - 1])] : list));
 
   const send = async (e: React.FormEvent) => {
     e.preventDefault();
@@ -58,19 +74,26 @@ export function ChatPage({ conversationId, config }: { conversationId: string | 
     setText("");
     setMessages((list) => [...list, { role: "user", content: question, citations: [] }, { role: "assistant", content: "", citations: [], state: "streaming" }]);
     setStreaming(true);
+    const controller = new AbortController();
+    stream.current = controller;
+    let ended = false;
     try {
       const headers = new Headers({ "Content-Type": "application/json", Accept: "text/event-stream" });
       withCsrf(headers, "POST");
       const body = { message: question, conversation_id: conversationId, persona_id: persona || null };
-      const response = await fetch("/api/chat", { method: "POST", headers, body: JSON.stringify(body) });
+      const response = await fetch("/api/chat", { method: "POST", headers, body: JSON.stringify(body), signal: controller.signal });
       if (!response.ok || !response.body) throw new Error(explain(await response.json().catch(() => null), response.status));
-      for await (const event of readEvents(response.body)) {
+      for await (const event of readEvents(response.body, controller.signal)) {
+        if (controller.signal.aborted) break;
         const data = JSON.parse(event.data);
+        ended ||= event.event === "final" || event.event === "error";
         if (event.event === "turn") {
           setTurn(data.turn_id);
           if (!conversationId) {
+            // A real navigation (the shell learns the id: follow-ups continue this conversation), which this
+            // page's effect recognises as its own and leaves the stream running.
             keep.current = data.conversation_id;
-            history.replaceState(null, "", `/chat/${data.conversation_id}`);
+            navigate(`/chat/${data.conversation_id}`, true);
           }
         } else if (event.event === "token") update((m) => ({ ...m, content: m.content + data.text }));
         else if (event.event === "reset") update((m) => ({ ...m, content: "" }));
@@ -81,12 +104,17 @@ export function ChatPage({ conversationId, config }: { conversationId: string | 
           if (!stopped) notify(data.message ?? "the answer failed");
         }
       }
+      if (!ended && !controller.signal.aborted) throw new Error("the connection closed before the answer ended: reopen the conversation to see it");
     } catch (error) {
+      if (controller.signal.aborted) return; // left for another conversation: nothing of it to show here
       update((m) => ({ ...m, state: "error" }));
       notify((error as Error).message);
     } finally {
-      setStreaming(false);
-      setTurn(null);
+      if (stream.current === controller) {
+        stream.current = null;
+        setStreaming(false);
+        setTurn(null);
+      }
       conversations.reload();
     }
   };
@@ -100,7 +128,7 @@ export function ChatPage({ conversationId, config }: { conversationId: string | 
   return (
     <section className="chat-layout">
       <aside aria-label="Conversations" className="sidebar">
-        <button className="primary wide" onClick={() => (keep.current = null, navigate("/chat"))}>
+        <button className="primary wide" onClick={() => navigate("/chat")}>
           New conversation
         </button>
         {conversations.error && <Failed error={conversations.error} retry={conversations.reload} />}
@@ -128,7 +156,7 @@ export function ChatPage({ conversationId, config }: { conversationId: string | 
                 <div className="citations" aria-label="Sources">
                   {m.citations.map((c, j) => (
                     <button key={j} className="chip citation" title={c.snippet} onClick={() => navigate(`/media/${c.media_id}?t=${Math.floor(c.at ?? c.start)}`)}>
-                      [{j + 1}] {c.title || "Untitled"} · {clock(c.at ?? c.start)}
+                      [{c.n ?? j + 1}] {c.title || "Untitled"} · {clock(c.at ?? c.start)}
                     </button>
                   ))}
                 </div>
