@@ -69,7 +69,9 @@ class ReembedWorkflow:
                 ReembedActivities.finish,
                 inp.model_id,
                 task_queue=inp.queues.cpu,
-                start_to_close_timeout=timedelta(minutes=30),
+                # The HNSW build over a large archive can take hours; the heartbeat, not this bound, notices a
+                # dead worker, and a retry waits for a build still running in Postgres instead of restarting it.
+                start_to_close_timeout=timedelta(hours=6),
                 heartbeat_timeout=timedelta(seconds=30),
                 retry_policy=BACKFILL_RETRY,
                 summary="catch up, copy memories, verify, switch",

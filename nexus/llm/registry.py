@@ -107,13 +107,29 @@ async def hnsw_ready(session: AsyncSession, model_id: int) -> bool:
     return bool(found)
 
 
+BUILD_POLL_S = 5.0
+
+
 async def build_index(engine: AsyncEngine, model: EmbeddingModel) -> bool:
     """The HNSW index of a loaded vector table, built CONCURRENTLY (writers go on during the build); an invalid
     leftover of a killed build is dropped first. False when it was already there."""
-    async with session_scope(engine) as session:
-        if await hnsw_ready(session, model.id or 0):
-            return False
     name, table = hnsw_index_name(model.id or 0), vector_table_name(model.id or 0)
+    # A build an earlier attempt started may still be running in Postgres (its worker died, or its time ran out:
+    # the server goes on building): wait for it rather than drop it and start a long build over.
+    while True:
+        async with session_scope(engine) as session:
+            if await hnsw_ready(session, model.id or 0):
+                return False
+            building = await session.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_progress_create_index p JOIN pg_class c ON c.oid = p.relid "
+                    "WHERE c.relname = :table"
+                ),
+                {"table": table},
+            )
+            if not building.scalar_one():
+                break
+        await asyncio.sleep(BUILD_POLL_S)
     async with engine.connect() as conn:
         auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
         await auto.execute(sa.text(f"DROP INDEX CONCURRENTLY IF EXISTS {name}"))
@@ -261,7 +277,11 @@ async def adopt(engine: AsyncEngine, spec: str) -> EmbeddingModel:
 async def declare(engine: AsyncEngine, spec: str) -> tuple[EmbeddingModel, bool]:
     """The model `spec` names, registered: (its row, whether it now needs a backfill). The active model needs none;
     a building one continues; a retired one whose vectors are still kept is built again (a catch-up); a new one is
-    registered `building` with an empty vector table. Committed before anyone starts a backfill for it."""
+    registered `building` with an empty vector table. Committed before anyone starts a backfill for it.
+
+    The model declared last is the one wanted: any other still `building` is retired (its backfill stands down at
+    its next batch, and its switch refuses), so changing one's mind (A -> B -> A, or A -> B -> C) never lets the
+    abandoned backfill finish and switch in."""
     await adopt(engine, spec)
     identity = await asyncio.to_thread(identity_of, spec)
     if identity.dims is None:
@@ -270,8 +290,13 @@ async def declare(engine: AsyncEngine, spec: str) -> tuple[EmbeddingModel, bool]
         await lock_for_transaction(session, "embedding-models")
         rows = list((await session.execute(select(EmbeddingModel).order_by(col(EmbeddingModel.id)))).scalars())
         same = [r for r in rows if r.digest == identity.digest and r.dims == identity.dims and r.dropped_at is None]
-        if same:
-            model = same[-1]
+        model = same[-1] if same else None
+        now = datetime.now(UTC)
+        for other in rows:
+            if other.status == BUILDING and other is not model:
+                # Never active, so nothing to fall back on: its partial vectors go at the next sweep.
+                other.status, other.retired_at, other.drop_after = RETIRED, now, now
+        if model is not None:
             if model.status == RETIRED:
                 model.status, model.retired_at, model.drop_after = BUILDING, None, None
             model.spec = spec
@@ -357,6 +382,9 @@ async def drop_expired(engine: AsyncEngine, now: datetime | None = None, *, dry_
     """Retired models past their grace period: their vector tables and memory collections dropped."""
     now = now or datetime.now(UTC)
     async with session_scope(engine) as session:
+        # Serialized with `declare`: one reviving this model must not see it before its tables go and commit after
+        # (a `building` model with no vector table stops every writer).
+        await lock_for_transaction(session, "embedding-models")
         query = select(EmbeddingModel).where(
             col(EmbeddingModel.status) == RETIRED,
             col(EmbeddingModel.dropped_at).is_(None),

@@ -8,6 +8,7 @@ vectors are dropped after the grace period."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -180,6 +181,63 @@ async def test_switching_between_two_real_models_of_different_dimension(
     states = {s.id: s for s in await registry.states(rt.engine)}
     assert states[new.id or 0].dropped_at is not None and states[registry.LEGACY_ID].status == "active"
     assert states[registry.LEGACY_ID].vectors == 6 and states[registry.LEGACY_ID].missing == 0
+
+
+async def test_the_model_declared_last_wins_an_abandoned_backfill_never_switches_in(own_runtime: Runtime) -> None:
+    """A -> B (a backfill starts) -> A again: B's backfill went on, and its finish switched B in over A."""
+    rt = own_runtime
+    active, needs = await registry.declare(rt.engine, rt.settings.embedding_model)
+    assert active.status == registry.ACTIVE and not needs
+    other, needs = await registry.declare(rt.engine, STATIC_64)
+    assert other.status == registry.BUILDING and needs
+    again, needs = await registry.declare(rt.engine, rt.settings.embedding_model)  # changed one's mind
+    assert again.id == active.id and not needs
+    abandoned = await registry.get(rt.engine, other.id or 0)
+    assert abandoned is not None and abandoned.status == registry.RETIRED
+    assert (await reembed.embed_batch(rt, other.id or 0, None, 16)).finished  # its backfill stands down
+    assert not (await reembed.finish(rt, other.id or 0)).switched
+    outcome = await registry.switch(rt.engine, other.id or 0, timedelta(hours=1))
+    assert not outcome.switched
+    async with session_scope(rt.engine) as session:
+        assert (await registry.active_model(session)).id == active.id
+    assert await registry.drop_expired(rt.engine) == [other.id]  # its partial vectors go at the next sweep
+    back, needs = await registry.declare(rt.engine, STATIC_64)  # and B wanted again later: a fresh build
+    assert back.id != other.id and back.status == registry.BUILDING and needs
+
+
+async def test_a_retried_index_build_waits_for_the_one_still_running(
+    own_runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An attempt whose worker died (or whose time ran out) leaves its `CREATE INDEX CONCURRENTLY` running in
+    Postgres; the retry dropped it and started over, so a build longer than the attempt never finished."""
+    rt = own_runtime
+    model, _ = await registry.declare(rt.engine, STATIC_64)
+    monkeypatch.setattr(registry, "BUILD_POLL_S", 0.1)
+    table = registry.vector_table_name(model.id or 0)
+    async with rt.engine.connect() as writer:  # a writer mid-transaction holds the first build back
+        await writer.execute(text(f"LOCK TABLE {table} IN ROW EXCLUSIVE MODE"))
+        first = asyncio.create_task(registry.build_index(rt.engine, model))
+        async with asyncio.timeout(30):
+            while True:
+                async with session_scope(rt.engine) as session:
+                    running = await session.execute(
+                        text(
+                            "SELECT count(*) FROM pg_stat_progress_create_index p "
+                            "JOIN pg_class c ON c.oid = p.relid WHERE c.relname = :t"
+                        ),
+                        {"t": table},
+                    )
+                    if running.scalar_one():
+                        break
+                await asyncio.sleep(0.05)
+        retry = asyncio.create_task(registry.build_index(rt.engine, model))
+        await asyncio.sleep(0.5)
+        assert not retry.done() and not first.done()
+        await writer.rollback()
+    assert await asyncio.wait_for(first, 30) is True  # the first build finished: nobody dropped it
+    assert await asyncio.wait_for(retry, 30) is False  # the retry found it built
+    async with session_scope(rt.engine) as session:
+        assert await registry.hnsw_ready(session, model.id or 0)
 
 
 async def test_a_host_with_other_files_for_a_model_refuses(own_runtime: Runtime) -> None:
