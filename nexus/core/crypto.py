@@ -20,6 +20,7 @@ import hashlib
 import os
 import secrets
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -78,17 +79,40 @@ def parse_keys(text: str) -> list[tuple[str, bytes]]:
     return entries
 
 
+FOLLOW_FILE_S = 1.0
+"""How often a keyring read from a file looks at the file's modification time."""
+
+
 class Keyring:
     """Key-encryption keys by id; one primary wraps new values, all of them open old ones."""
 
     def __init__(self, entries: list[tuple[str, bytes]], *, source: Path | None = None) -> None:
         self._lock = threading.Lock()
         self._source = source
+        self._stamp = self._file_stamp()
+        self._checked_at = time.monotonic()
         self._load(entries)
 
     def _load(self, entries: list[tuple[str, bytes]]) -> None:
-        self.primary_id = entries[0][0]
+        self._primary = entries[0][0]
         self._keys = dict(entries)
+
+    @property
+    def primary_id(self) -> str:
+        """The key new values and payloads are sealed with. A keyring read from a file follows the file (checked
+        at most every second): after `nexus keys rotate` every running process seals with the new key, instead of
+        going on with the old one until its restart, and the old key can really be retired."""
+        if self._source is not None and time.monotonic() - self._checked_at >= FOLLOW_FILE_S:
+            self._checked_at = time.monotonic()
+            if self._file_stamp() != self._stamp:
+                self.reload()
+        return self._primary
+
+    def _file_stamp(self) -> int | None:
+        try:
+            return self._source.stat().st_mtime_ns if self._source is not None else None
+        except OSError:
+            return None
 
     @property
     def key_ids(self) -> list[str]:
@@ -98,7 +122,8 @@ class Keyring:
         """Tells two hosts' keyrings apart without revealing them: a digest of each key id and a subkey derived for
         this purpose only (primary first, so a host that missed a rotation differs too)."""
         digest = hashlib.sha256()
-        for kid in [self.primary_id, *sorted(k for k in self._keys if k != self.primary_id)]:
+        primary = self.primary_id
+        for kid in [primary, *sorted(k for k in self._keys if k != primary)]:
             digest.update(kid.encode() + b"\0" + self.derive(kid, b"nexus keyring fingerprint"))
         return digest.hexdigest()[:16]
 
@@ -110,6 +135,7 @@ class Keyring:
         """Re-read the key file (another process rotated it)."""
         if self._source is not None:
             with self._lock:
+                self._stamp = self._file_stamp()
                 self._load(parse_keys(self._source.read_text()))
 
     def derive(self, kid: str, info: bytes) -> bytes:

@@ -90,3 +90,27 @@ def test_dropping_a_key_keeps_the_others_and_never_the_primary(tmp_path: Path) -
     assert keys.stat().st_mode & 0o777 == 0o600
     with pytest.raises(ValueError, match="no key"):
         drop_key(keys, retired_id)
+
+
+def test_a_keyring_from_a_file_follows_a_rotation_made_by_another_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A running API or worker re-read the file only when it met an unknown key id: after `nexus keys rotate` it
+    went on sealing (and encrypting Temporal payloads) with the old key, so the old key could never go."""
+    import os
+
+    from nexus.core import crypto
+
+    old, new = new_key_entry(), new_key_entry()
+    keys = tmp_path / "secret-keys"
+    keys.write_text(f"{old}\n")
+    running = Keyring.from_file(keys)
+    old_id, new_id = old.split("=")[0], new.split("=")[0]
+    assert key_id_of(running.seal("x", CTX)) == old_id
+    monkeypatch.setattr(crypto, "FOLLOW_FILE_S", 0.0)
+    keys.write_text(f"{new}\n{old}\n")  # what `nexus keys rotate` writes: the new primary first
+    os.utime(keys, ns=(keys.stat().st_atime_ns, keys.stat().st_mtime_ns + 1_000_000))  # a coarse clock's tick
+    assert running.primary_id == new_id
+    sealed = running.seal("y", CTX)
+    assert key_id_of(sealed) == new_id and running.open(sealed, CTX) == "y"
+    assert running.open(Keyring(parse_keys(old)).seal("z", CTX), CTX) == "z"  # the old key still opens
