@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -239,9 +239,14 @@ async def delete_persona(persona: WritablePersona, session: SessionDep) -> None:
 
 
 @router.get("/memories")
-async def list_memories(user: CurrentUser, runtime: RuntimeDep) -> list[MemoryOut]:
+async def list_memories(
+    user: CurrentUser,
+    runtime: RuntimeDep,
+    limit: Annotated[int, Query(ge=1, le=1000, description="at most this many (Mem0 lists them unordered)")] = 100,
+) -> list[MemoryOut]:
     """What Nexus remembers about you."""
-    return [MemoryOut(id=m.id, text=m.text, created_at=m.created_at) for m in await runtime.memory.list(user.id)]
+    found = await runtime.memory.list(user.id, limit=limit)
+    return [MemoryOut(id=m.id, text=m.text, created_at=m.created_at) for m in found]
 
 
 @router.delete("/memories/{memory_id}", status_code=status.HTTP_204_NO_CONTENT)

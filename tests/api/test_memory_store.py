@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 
+import httpx
 import pytest
 import sentence_transformers
 
@@ -45,3 +46,17 @@ async def test_a_retried_remember_adds_the_turns_memory_once(runtime: Runtime, m
     assert [m.text for m in await runtime.memory.list(user)] == [text]
     await runtime.memory.add(user, "My sister's name is Ingrid", {"conversation_id": "c", "turn_id": other_turn})
     assert len(await runtime.memory.list(user)) == 2  # another turn's memory is added as before
+
+
+async def test_more_than_a_hundred_memories_can_be_listed(
+    api: httpx.AsyncClient, runtime: Runtime, make_account: MakeAccount
+) -> None:
+    """The list stopped at 100: older memories could be neither seen nor forgotten (they were still recalled)."""
+    account = await make_account()
+    for i in range(3):
+        await runtime.memory.add(account.user.id, f"fact number {i}", {"turn_id": str(uuid.uuid4())})
+    few = await api.get("/api/memories", params={"limit": 2}, headers=account.headers)
+    assert few.status_code == 200 and len(few.json()) == 2
+    assert len((await api.get("/api/memories", params={"limit": 1000}, headers=account.headers)).json()) == 3
+    too_many = await api.get("/api/memories", params={"limit": 1001}, headers=account.headers)
+    assert too_many.status_code == 422 and "limit" in too_many.text

@@ -3414,7 +3414,10 @@ export interface operations {
     };
     list_memories_api_memories_get: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description at most this many (Mem0 lists them unordered) */
+                limit?: number;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -3428,6 +3431,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["MemoryOut"][];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };

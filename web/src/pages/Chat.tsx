@@ -209,7 +209,7 @@ export function ChatPage({ conversationId, config }: { conversationId: string | 
 }
 
 function MemoryPanel() {
-  const memories = useLoad(() => must(api.GET("/api/memories")), []);
+  const memories = useLoad(() => must(api.GET("/api/memories", { params: { query: { limit: 1000 } } })), []);
   const { run } = useAction();
   const forget = (id: string) =>
     run(async () => {
