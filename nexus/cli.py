@@ -609,13 +609,24 @@ def keys_drop(
         bool, typer.Option("--force", help="Also when Temporal payloads may still be sealed with it.")
     ] = False,
 ) -> None:
-    """Remove a retired key from the key file, once no value needs it."""
-    from nexus.ops.keys import drop_key, usage
+    """Remove a retired key from the key file, once no value needs it and every worker runs with the rotated
+    keyring."""
+    from nexus.core.crypto import Keyring
+    from nexus.ops.keys import drop_key, usage, workers_behind
 
     settings = get_settings()
     left = run_async(_engine_do(usage)).get(kid, 0)
     if left:
         console.print(f"[red]{left} values are still sealed with {kid}: run `nexus keys rewrap` first")
+        raise typer.Exit(1)
+    ring = Keyring.from_file(settings.secret_keys_file)
+    behind = run_async(_engine_do(lambda engine: workers_behind(engine, ring, settings.worker_stale_after_s)))
+    if behind:
+        console.print(
+            f"[red]{len(behind)} worker(s) still run with another keyring[/] and may seal payloads with {kid}: "
+            f"{', '.join(behind)}. They read the key file again at their next report (every "
+            f"{settings.worker_heartbeat_s:g} s); a worker given NEXUS_SECRET_KEYS needs a restart with the new keys."
+        )
         raise typer.Exit(1)
     if settings.temporal_encryption and not force:
         # Rewrap reaches the database only: histories in Temporal (open runs, schedules' arguments, closed runs

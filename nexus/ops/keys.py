@@ -13,13 +13,16 @@ import os
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, col, select
 
 import models  # noqa: F401  (registers every table)
+from models.base import utcnow
+from models.ops import WorkerRegistration
 from nexus.core.crypto import DecryptionError, EncryptedSecret, Keyring, key_id_of, new_key_entry
 from nexus.core.db import session_scope
 from nexus.identity import audit
@@ -148,3 +151,16 @@ async def record_rotation(engine: AsyncEngine, primary: str, report: RewrapRepor
         outcome="success" if not report.unreadable else "partial",
         details={"rewrapped": report.rewrapped, "unreadable": report.unreadable},
     )
+
+
+async def workers_behind(engine: AsyncEngine, keyring: Keyring, stale_after_s: float) -> list[str]:
+    """Live workers (reported within `stale_after_s`) whose keyring is not `keyring` (the key file's after a
+    rotation): they may still seal payloads with a key about to go. A worker reading the file catches up at its
+    next report; one given NEXUS_SECRET_KEYS needs a restart with the new keys."""
+    cutoff = utcnow() - timedelta(seconds=stale_after_s)
+    want = keyring.fingerprint()
+    async with session_scope(engine) as session:
+        rows = (
+            await session.execute(select(WorkerRegistration).where(col(WorkerRegistration.heartbeat_at) >= cutoff))
+        ).scalars()
+        return [f"{r.identity} ({','.join(r.queues)})" for r in rows if r.fingerprint.get("keyring") != want]

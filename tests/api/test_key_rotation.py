@@ -8,9 +8,11 @@ import subprocess
 import sys
 import uuid
 
-from sqlalchemy import text
+from sqlalchemy import delete, text
+from sqlmodel import col
 
 from models import Integration
+from models.ops import WorkerRegistration
 from nexus.core import crypto
 from nexus.core.db import session_scope
 from nexus.integrations.service import context, seal
@@ -73,3 +75,35 @@ async def test_rotation_rewraps_everything_and_the_old_key_stays_while_temporal_
         assert fresh is not None and fresh.access_token is not None
         assert fresh.access_token.open(context(rows[0].id, "access_token")) == "access-0"
     assert uuid.UUID(str(rows[0].id))
+
+
+async def test_a_key_is_not_dropped_while_a_worker_still_runs_with_the_old_keyring(runtime: Runtime) -> None:
+    """A worker that has not read the rotated key file (or was given the keys in its environment) still seals
+    payloads with the old key: dropping it then made those runs unreadable."""
+    retired = crypto.new_key_entry()
+    keys = runtime.settings.secret_keys_file
+    before = keys.read_text()
+    keys.write_text(before.rstrip("\n") + "\n" + retired + "\n")  # a retired key no value uses
+    kid = retired.split("=")[0]
+    behind = WorkerRegistration(
+        id=uuid.uuid4(),
+        identity="4242@old-host",
+        host="old-host",
+        pid=4242,
+        queues=["cpu"],
+        fingerprint={"keyring": "0000000000000000", "queue_prefix": runtime.settings.task_queue_prefix},
+    )
+    async with session_scope(runtime.engine) as session:
+        session.add(behind)
+    try:
+        refused = cli(runtime, "drop", kid, "--force", code=1)
+        assert "4242@old-host (cpu)" in refused and "another keyring" in refused
+        assert kid in keys.read_text()
+        async with session_scope(runtime.engine) as session:  # it caught up (or was restarted)
+            await session.execute(delete(WorkerRegistration).where(col(WorkerRegistration.id) == behind.id))
+        assert f"removed {kid}" in cli(runtime, "drop", kid, "--force")
+        assert kid not in keys.read_text()
+    finally:
+        async with session_scope(runtime.engine) as session:
+            await session.execute(delete(WorkerRegistration).where(col(WorkerRegistration.id) == behind.id))
+        keys.write_text(before)
