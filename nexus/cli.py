@@ -619,15 +619,6 @@ def keys_drop(
     if left:
         console.print(f"[red]{left} values are still sealed with {kid}: run `nexus keys rewrap` first")
         raise typer.Exit(1)
-    ring = Keyring.from_file(settings.secret_keys_file)
-    behind = run_async(_engine_do(lambda engine: workers_behind(engine, ring, settings.worker_stale_after_s)))
-    if behind:
-        console.print(
-            f"[red]{len(behind)} worker(s) still run with another keyring[/] and may seal payloads with {kid}: "
-            f"{', '.join(behind)}. They read the key file again at their next report (every "
-            f"{settings.worker_heartbeat_s:g} s); a worker given NEXUS_SECRET_KEYS needs a restart with the new keys."
-        )
-        raise typer.Exit(1)
     if settings.temporal_encryption and not force:
         # Rewrap reaches the database only: histories in Temporal (open runs, schedules' arguments, closed runs
         # within the namespace's retention) stay sealed with the key they were written under.
@@ -636,6 +627,15 @@ def keys_drop(
             "histories unreadable (open runs would fail). Keep it until every run started before the rotation has "
             "closed and the namespace's retention has passed (workers re-seal schedules at start), then drop it "
             "with --force."
+        )
+        raise typer.Exit(1)
+    ring = Keyring.from_file(settings.secret_keys_file)
+    behind = run_async(_engine_do(lambda engine: workers_behind(engine, ring, settings.worker_stale_after_s)))
+    if behind:
+        console.print(
+            f"[red]{len(behind)} worker(s) still run with another keyring[/] and may seal payloads with {kid}: "
+            f"{', '.join(behind)}. They read the key file again at their next report (every "
+            f"{settings.worker_heartbeat_s:g} s); a worker given NEXUS_SECRET_KEYS needs a restart with the new keys."
         )
         raise typer.Exit(1)
     try:

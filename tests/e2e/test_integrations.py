@@ -125,11 +125,12 @@ async def test_tokens_stay_fresh_through_rotations_and_no_secret_leaks(
     spotify: OAuthProvider,
     temporal_client: Client,
 ) -> None:
-    """Tokens that live 5 s: three refreshes (each rotating the refresh token), and at no moment is the
+    """Tokens that live 8 s: three refreshes (each rotating the refresh token), and at no moment is the
     stored access token expired or unknown to the provider. Then: no token in the database dump, in the API's
-    answers, or in the workflow's history. (5 s, not less: the refresh starts 30 % of a lifetime before expiry,
-    and on a loaded 2-core machine a timer, an activity and a commit took more than the 0.9 s of a 3-s token.)"""
-    spotify.access_token_ttl = 5
+    answers, or in the workflow's history. (8 s, not less: the refresh starts 30 % of a lifetime before expiry,
+    and on a loaded 2-core machine a timer, an activity and a commit took more than the 0.9 s of a 3-s token, and
+    once 1.59 s of the 1.5 s a 5-s token leaves.)"""
+    spotify.access_token_ttl = 8
     account = await make_account()
     integration = await connect(live_api, account)
     assert integration["status"] == "active" and integration["account_email"] == "dj@example.com"
@@ -142,9 +143,9 @@ async def test_tokens_stay_fresh_through_rotations_and_no_secret_leaks(
     assert desc.typed_search_attributes.get(SA_INTEGRATION) == "spotify"
     assert desc.typed_search_attributes.get(SA_USER_ID) == str(account.user.id)
 
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 45
     while len(refresh_requests(spotify)) < 3:
-        assert time.monotonic() < deadline, "fewer than three refreshes in 30 s"
+        assert time.monotonic() < deadline, "fewer than three refreshes in 45 s"
         row = await stored(runtime, integration["id"])
         assert row.access_token is not None and row.access_token_expires_at is not None
         token = row.access_token.open(service.context(row.id, "access_token"))
