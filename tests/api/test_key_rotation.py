@@ -4,6 +4,7 @@ file when it meets a new key id)."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import uuid
@@ -15,7 +16,9 @@ from models import Integration
 from models.ops import WorkerRegistration
 from nexus.core import crypto
 from nexus.core.db import session_scope
+from nexus.core.settings import Settings
 from nexus.integrations.service import context, seal
+from nexus.ops.keys import workers_behind
 from nexus.runtime import Runtime
 from tests.conftest import MakeAccount
 from tests.harness import nexus_env
@@ -101,6 +104,12 @@ async def test_a_key_is_not_dropped_while_a_worker_still_runs_with_the_old_keyri
         assert kid in keys.read_text()
         async with session_scope(runtime.engine) as session:  # it caught up (or was restarted)
             await session.execute(delete(WorkerRegistration).where(col(WorkerRegistration.id) == behind.id))
+        # This process's own workers, if running, report the changed key file at their next beat (the CLI calls
+        # above block this event loop, beats included): wait for that, as an operator would.
+        ring = crypto.Keyring.from_file(keys)
+        async with asyncio.timeout(30):
+            while await workers_behind(runtime.engine, ring, Settings().worker_stale_after_s):  # the CLI's window
+                await asyncio.sleep(0.2)
         assert f"removed {kid}" in cli(runtime, "drop", kid, "--force")
         assert kid not in keys.read_text()
     finally:
