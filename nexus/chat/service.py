@@ -18,20 +18,11 @@ from nexus.chat.contracts import ChainMode, ChatTurnInput
 from nexus.core.db import session_scope
 from nexus.core.eventlog import append, follow
 from nexus.core.orchestration import CHAT_TURN_WORKFLOW, chat_turn_workflow_id
-from nexus.core.temporal import run_status, ui_summary
+from nexus.core.temporal import ended_outside, run_status, ui_summary
 from nexus.runtime import Runtime
 
 TERMINAL_KINDS = {"final", "error"}
 
-# How a turn whose run ended without telling it (terminated in the Temporal UI, its last step unable to reach
-# Postgres for longer than the outage budget, or an API that died between storing the turn and starting its run)
-# is ended: the status it gets, and the reason its stream's error event gives.
-_CLOSED: dict[WorkflowExecutionStatus, tuple[str, str]] = {
-    WorkflowExecutionStatus.TERMINATED: ("failed", "the run was terminated outside Nexus (Temporal UI/CLI)"),
-    WorkflowExecutionStatus.TIMED_OUT: ("failed", "the run timed out"),
-    WorkflowExecutionStatus.FAILED: ("failed", "the run failed; see its history in the Temporal UI"),
-    WorkflowExecutionStatus.CANCELED: ("cancelled", "cancelled"),
-}
 STALE_AFTER = timedelta(minutes=2)
 """A turn still `running` this long after it was asked is checked against Temporal."""
 
@@ -121,7 +112,8 @@ async def reconcile_turn(client: Client, runtime: Runtime, turn: ChatTurn) -> st
     elif status == WorkflowExecutionStatus.COMPLETED:
         ended, reason = "completed", ""
     else:
-        ended, reason = _CLOSED.get(status, ("failed", f"the run ended as {status.name}"))
+        cancelled, reason = ended_outside(status)
+        ended = "cancelled" if cancelled else "failed"
     async with session_scope(runtime.engine) as session:
         changed = await session.execute(
             update(ChatTurn)

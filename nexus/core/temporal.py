@@ -50,6 +50,20 @@ async def ensure_search_attributes(client: Client, namespace: str) -> None:
         )
 
 
+_ENDED_OUTSIDE: dict[WorkflowExecutionStatus, str] = {
+    WorkflowExecutionStatus.TERMINATED: "the run was terminated outside Nexus (Temporal UI/CLI)",
+    WorkflowExecutionStatus.TIMED_OUT: "the run timed out",
+    WorkflowExecutionStatus.FAILED: "the run failed; see its history in the Temporal UI",
+    WorkflowExecutionStatus.CANCELED: "cancelled",
+}
+
+
+def ended_outside(status: WorkflowExecutionStatus) -> tuple[bool, str]:
+    """How a closed run that did not record its own end (terminated in the Temporal UI, its last step unable to
+    reach Postgres) is reported by the job or turn it ran: (whether it was cancelled, else it failed; the reason)."""
+    return status == WorkflowExecutionStatus.CANCELED, _ENDED_OUTSIDE.get(status, f"the run ended as {status.name}")
+
+
 async def run_status(client: Client, workflow_id: str) -> WorkflowExecutionStatus | None:
     """The latest run's status, or None when Temporal has no run under this id. Any other failure to answer is
     `Unavailable`: an unreachable server must never read as "not running"."""

@@ -28,7 +28,7 @@ from nexus.core.orchestration import (
     SA_USER_ID,
     media_workflow_id,
 )
-from nexus.core.temporal import RPC_TIMEOUT, cancel, is_running, run_status, ui_summary
+from nexus.core.temporal import RPC_TIMEOUT, cancel, ended_outside, is_running, run_status, ui_summary
 from nexus.media.contracts import MediaPipelineInput, PipelineResult
 from nexus.media.repository import media_prefix, record, record_in
 from nexus.runtime import Runtime
@@ -231,14 +231,6 @@ async def unfinished_job(session: AsyncSession, media_id: uuid.UUID) -> bool:
     return bool(found.scalar_one())
 
 
-# How a run that ended without telling the job (terminated in the Temporal UI, or unable to reach Postgres at the
-# end) is reflected: the stage the job moves to, and why.
-_CLOSED: dict[WorkflowExecutionStatus, tuple[MediaStatus, str]] = {
-    WorkflowExecutionStatus.TERMINATED: (MediaStatus.failed, "the run was terminated outside Nexus (Temporal UI/CLI)"),
-    WorkflowExecutionStatus.TIMED_OUT: (MediaStatus.failed, "the run timed out"),
-    WorkflowExecutionStatus.FAILED: (MediaStatus.failed, "the run failed; see its history in the Temporal UI"),
-    WorkflowExecutionStatus.CANCELED: (MediaStatus.cancelled, "cancelled"),
-}
 STALE_AFTER = timedelta(minutes=2)
 """A job quiet this long is checked against Temporal (running steps report progress every second)."""
 
@@ -260,7 +252,8 @@ async def reconcile(client: Client, runtime: Runtime, job: MediaJob) -> MediaSta
         )
         stage, reason = MediaStatus(result.status), ""
     else:
-        stage, reason = _CLOSED.get(status, (MediaStatus.failed, f"the run ended as {status.name}"))
+        cancelled, reason = ended_outside(status)
+        stage = MediaStatus.cancelled if cancelled else MediaStatus.failed
     await record(runtime.engine, job.id, stage, error=reason or None, message="reconciled with Temporal")
     return stage
 
