@@ -23,7 +23,7 @@ from nexus.core.errors import Unavailable
 from nexus.identity import audit, ratelimit
 from nexus.identity.access import Action, authorize
 from nexus.identity.audit import ClientInfo
-from nexus.identity.service import authenticate_api_key, redeem_ws_ticket
+from nexus.identity.service import authenticate_api_key, key_prefix, redeem_ws_ticket
 from nexus.identity.sessions import authenticate_session, csrf_matches
 from nexus.runtime import Runtime
 
@@ -153,7 +153,7 @@ async def get_current_user(conn: HTTPConnection, runtime: RuntimeDep) -> User:
     # Failed keys are counted per address and per key (its visible prefix): guessing from many addresses at one
     # key is limited too. Only failures are limited: a right key always works (its 256-bit secret cannot be
     # guessed), so nobody who learns a key's prefix, or shares its holder's address, can lock the holder out.
-    failures = [f"apikey-fail:ip:{client_info(conn).ip}", f"apikey-fail:key:{(token or '')[:11]}"]
+    failures = [f"apikey-fail:ip:{client_info(conn).ip}", f"apikey-fail:key:{key_prefix(token or '')}"]
     limit = runtime.settings.auth_rate_limit_per_minute
     # Its own short transaction: the key's last-use stamp is committed at once, never held by a long request.
     async with session_scope(runtime.engine) as session:
@@ -163,7 +163,7 @@ async def get_current_user(conn: HTTPConnection, runtime: RuntimeDep) -> User:
         await _too_many(conn, runtime, "apikey", wait)
     if user is None:
         if not ticket:
-            prefix = (token or "")[:11]
+            prefix = key_prefix(token or "")
             await ratelimit.hit(runtime.engine, failures, limit)
             await audit.record_now(
                 runtime.engine,

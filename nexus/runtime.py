@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -80,13 +81,10 @@ class Runtime:
         a transaction for the seconds of CPU an hour of passages takes to embed. `reusing`: an item whose current
         passages' vectors serve the same texts again (a correction re-chunks the item; most passages are
         unchanged)."""
-        if session is None:
-            async with session_scope(self.engine) as own:
-                models = await registry.targets(own)
-                known = await registry.item_vectors(own, models, reusing) if reusing else None
-        else:
-            models = await registry.targets(session)
-            known = await registry.item_vectors(session, models, reusing) if reusing else None
+        scope = session_scope(self.engine) if session is None else contextlib.nullcontext(session)
+        async with scope as reading:
+            models = await registry.targets(reading)
+            known = await registry.item_vectors(reading, models, reusing) if reusing else None
         return await registry.embed_for_index(models, lambda m: self.embedder_for(m.spec), texts, known)
 
     @cached_property

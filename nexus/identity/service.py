@@ -82,11 +82,16 @@ async def issue_api_key(
     return IssuedKey(id=key.id, prefix=visible, token=token)
 
 
+def key_prefix(token: str) -> str:
+    """The visible part of a key (`nx_` and 8 characters): what it is listed, looked up and rate-limited by."""
+    return token[: len(KEY_PREFIX) + _PREFIX_LEN]
+
+
 async def authenticate_api_key(session: AsyncSession, token: str) -> User | None:
     """The active user owning this key, or None. Constant-time comparison of the digest."""
     if not token.startswith(KEY_PREFIX) or token.count("_") < 2:
         return None
-    prefix = token[: len(KEY_PREFIX) + _PREFIX_LEN]
+    prefix = key_prefix(token)
     row = (
         await session.execute(
             select(ApiKey, User)
@@ -157,7 +162,7 @@ async def revoke_api_key(session: AsyncSession, user: User, key_id: uuid.UUID, c
 
 async def api_key_id(session: AsyncSession, token: str) -> uuid.UUID | None:
     """The id of the live key `token` names by its visible prefix (call after `authenticate_api_key`)."""
-    prefix = token[: len(KEY_PREFIX) + _PREFIX_LEN]
+    prefix = key_prefix(token)
     found = await session.execute(
         select(col(ApiKey.id)).where(col(ApiKey.prefix) == prefix, col(ApiKey.revoked_at).is_(None))
     )
